@@ -1,0 +1,180 @@
+// Package consumer is the termination job: it reads intents from the request
+// topic with a kafka-go consumer group, claims each contract in the dedupe
+// store, calls WeChat Pay through a Terminator, publishes the result event and
+// commits the intent's offset only after Kafka acknowledged the result.
+//
+// Partitions run concurrently; within a partition, messages of different keys
+// run concurrently up to Options.MaxInFlight while one key stays in order, and
+// each partition commits up to its lowest unfinished offset.
+package consumer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/internal/wxapi"
+)
+
+// Terminator is the WeChat Pay client of one merchant (*wxapi.Client).
+type Terminator interface {
+	Terminate(ctx context.Context, r wxapi.Request) (*wxapi.Contract, error)
+	Query(ctx context.Context, r wxapi.Request) (*wxapi.Contract, error)
+}
+
+// Consumer runs the job. Create it with New, run it with Run; Ready and Stats
+// are safe to call from other goroutines.
+type Consumer struct {
+	opts     Options
+	instance string // prefix of this process's dedupe owner tokens
+	seq      atomic.Uint64
+	writer   *kafka.Writer
+	gate     *gate
+	stats    Stats
+
+	joined   atomic.Bool // a generation is running
+	storeErr atomic.Pointer[error]
+}
+
+// Stats counts what the consumer did since it started.
+type Stats struct {
+	Consumed   atomic.Int64 // intents fetched
+	Terminated atomic.Int64 // contract-terminated events published
+	Failed     atomic.Int64 // terminate-failed events published
+	DeadLetter atomic.Int64 // messages sent to the dead-letter topic
+	Duplicates atomic.Int64 // intents answered before: no call, no event
+	Calls      atomic.Int64 // terminate calls made
+	Queries    atomic.Int64 // query calls made
+	Retries    atomic.Int64 // transient failures retried
+}
+
+// New checks opts and builds a Consumer. The caller owns opts.Store's client.
+func New(opts Options) (*Consumer, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	transport := opts.Transport
+	if transport == nil {
+		transport = kafka.DefaultTransport
+	}
+	return &Consumer{
+		opts:     opts,
+		instance: hex.EncodeToString(id[:]),
+		gate:     newGate(opts.SystemicProbeInterval, opts.Now),
+		writer: &kafka.Writer{
+			Addr:                   kafka.TCP(opts.Brokers...),
+			Balancer:               kafka.Murmur2Balancer{}, // same partition for a key as Java clients
+			RequiredAcks:           kafka.RequireAll,
+			BatchTimeout:           2 * time.Millisecond,
+			BatchSize:              256,
+			WriteTimeout:           10 * time.Second,
+			MaxAttempts:            3,
+			AllowAutoTopicCreation: false,
+			Transport:              transport,
+		},
+	}, nil
+}
+
+// Stats returns the live counters.
+func (c *Consumer) Stats() *Stats { return &c.stats }
+
+// Ready reports why the consumer cannot make progress, or nil: it has not
+// joined the group, the dedupe store is unreachable, or a systemic WeChat Pay
+// fault holds all calls.
+func (c *Consumer) Ready() error {
+	if err := c.gate.err(); err != nil {
+		return fmt.Errorf("wechat pay calls held by a systemic fault: %w", err)
+	}
+	if p := c.storeErr.Load(); p != nil {
+		return fmt.Errorf("dedupe store unreachable: %w", *p)
+	}
+	if !c.joined.Load() {
+		return errors.New("not in a consumer group generation")
+	}
+	return nil
+}
+
+// Run consumes until ctx is done, then stops fetching, finishes or hands back
+// in-flight work within Options.ShutdownTimeout, commits and leaves the group.
+func (c *Consumer) Run(ctx context.Context) error {
+	log := c.opts.Logger
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                c.opts.GroupID,
+		Brokers:           c.opts.Brokers,
+		Dialer:            c.opts.Dialer,
+		Topics:            []string{c.opts.RequestTopic},
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    c.opts.SessionTimeout,
+		HeartbeatInterval: c.opts.HeartbeatInterval,
+		RebalanceTimeout:  c.opts.ShutdownTimeout + 5*time.Second,
+		JoinGroupBackoff:  time.Second,
+		Logger:            kafka.LoggerFunc(func(string, ...any) {}),
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka group", "detail", fmt.Sprintf(msg, args...))
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("consumer: join group %s: %w", c.opts.GroupID, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+		}
+		// Closing the group ends the running generation, whose partitions
+		// then drain (bounded by ShutdownTimeout) before Close returns.
+		_ = group.Close()
+	}()
+	defer func() {
+		close(stopped)
+		_ = c.writer.Close()
+	}()
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				c.joined.Store(false)
+				return nil
+			}
+			log.Warn("consumer group: next generation", "err", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		c.joined.Store(true)
+		parts := gen.Assignments[c.opts.RequestTopic]
+		log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", len(parts))
+		for _, pa := range parts {
+			p := c.newPartition(gen, pa)
+			gen.Start(p.run)
+		}
+	}
+}
+
+// owner returns a dedupe owner token unique to one claim.
+func (c *Consumer) owner() string {
+	return fmt.Sprintf("%s-%d", c.instance, c.seq.Add(1))
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,150 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/internal/dedupe"
+)
+
+// Options configures a Consumer. main fills it from flags; zero values take
+// the defaults listed on each field.
+type Options struct {
+	Brokers      []string
+	Dialer       *kafka.Dialer      // TLS/SASL for the group and the readers; nil: plain TCP
+	Transport    kafka.RoundTripper // TLS/SASL for the result writer; nil: kafka.DefaultTransport
+	GroupID      string             // default "contract-terminator"
+	RequestTopic string             // default "contract-termination.requested"
+	ResultTopic  string             // default "contract-termination.results"
+	DLQTopic     string             // default "contract-termination.dlq"
+
+	// MaxInFlight bounds the messages of one partition being worked on at
+	// once (and so memory). Default 64.
+	MaxInFlight int
+	// CommitInterval is how often finished offsets are committed. Default 200ms.
+	CommitInterval time.Duration
+	// ShutdownTimeout bounds how long a revoked or stopping partition waits
+	// for its in-flight messages before handing them back. Default 20s.
+	ShutdownTimeout time.Duration
+	// FetchMaxWait bounds a fetch's long poll. Default 250ms.
+	FetchMaxWait time.Duration
+	// SessionTimeout and HeartbeatInterval of the group membership.
+	// Defaults 10s and 3s.
+	SessionTimeout, HeartbeatInterval time.Duration
+
+	Retry RetryOptions
+
+	// SystemicProbeInterval is how often, while a systemic fault holds all
+	// work (bad signature, SIGN_ERROR), one intent is tried to see whether it
+	// cleared. Default 5s.
+	SystemicProbeInterval time.Duration
+
+	// Merchants maps a merchant id to its WeChat Pay client. An intent
+	// without mchid uses DefaultMerchant; one naming an absent merchant gets
+	// reason=not_allowed.
+	Merchants       map[string]Terminator
+	DefaultMerchant string
+
+	Store  *dedupe.Store // required
+	Logger *slog.Logger  // default: discard
+	Now    func() time.Time
+}
+
+// RetryOptions shapes the exponential backoff between attempts of a call
+// that failed transiently.
+type RetryOptions struct {
+	Initial    time.Duration // default 200ms
+	Max        time.Duration // default 10s
+	MaxElapsed time.Duration // then the intent fails with retries_exhausted; default 2m
+	Multiplier float64       // default 2
+	Jitter     float64       // randomization factor, 0..1; default 0.5
+}
+
+func (o *Options) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defd := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&o.GroupID, "contract-terminator")
+	def(&o.RequestTopic, "contract-termination.requested")
+	def(&o.ResultTopic, "contract-termination.results")
+	def(&o.DLQTopic, "contract-termination.dlq")
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 64
+	}
+	defd(&o.CommitInterval, 200*time.Millisecond)
+	defd(&o.ShutdownTimeout, 20*time.Second)
+	defd(&o.FetchMaxWait, 250*time.Millisecond)
+	defd(&o.SessionTimeout, 10*time.Second)
+	defd(&o.HeartbeatInterval, 3*time.Second)
+	defd(&o.SystemicProbeInterval, 5*time.Second)
+	defd(&o.Retry.Initial, 200*time.Millisecond)
+	defd(&o.Retry.Max, 10*time.Second)
+	defd(&o.Retry.MaxElapsed, 2*time.Minute)
+	if o.Retry.Multiplier == 0 {
+		o.Retry.Multiplier = 2
+	}
+	if o.Retry.Jitter == 0 {
+		o.Retry.Jitter = 0.5
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers"))
+	}
+	if o.Store == nil {
+		errs = append(errs, errors.New("no dedupe store"))
+	}
+	if len(o.Merchants) == 0 {
+		errs = append(errs, errors.New("no merchants"))
+	}
+	if o.DefaultMerchant != "" && o.Merchants[o.DefaultMerchant] == nil {
+		errs = append(errs, fmt.Errorf("default merchant %s has no client", o.DefaultMerchant))
+	}
+	if o.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("max in-flight %d < 1", o.MaxInFlight))
+	}
+	if o.Retry.Jitter < 0 || o.Retry.Jitter > 1 {
+		errs = append(errs, fmt.Errorf("retry jitter %v outside 0..1", o.Retry.Jitter))
+	}
+	if o.Retry.Initial > o.Retry.Max {
+		errs = append(errs, fmt.Errorf("retry initial interval %v > max %v", o.Retry.Initial, o.Retry.Max))
+	}
+	if o.RequestTopic == o.ResultTopic || o.RequestTopic == o.DLQTopic {
+		errs = append(errs, errors.New("the request topic must differ from the result and dead-letter topics"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("consumer: options: %w", err)
+	}
+	return nil
+}
+
+func (r RetryOptions) backoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = r.Initial
+	b.MaxInterval = r.Max
+	b.MaxElapsedTime = r.MaxElapsed
+	b.Multiplier = r.Multiplier
+	b.RandomizationFactor = r.Jitter
+	b.Reset()
+	return b
+}

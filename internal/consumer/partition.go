@@ -1,0 +1,197 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// partition works through one assigned partition for one generation.
+type partition struct {
+	c       *Consumer
+	gen     *kafka.Generation
+	topic   string
+	id      int
+	start   int64
+	tracker *tracker
+	slots   chan struct{} // one per message in flight
+
+	mu        sync.Mutex
+	lanes     map[string][]kafka.Message // per key: queued behind the running one
+	wg        sync.WaitGroup             // lane goroutines
+	committed int64
+}
+
+func (c *Consumer) newPartition(gen *kafka.Generation, pa kafka.PartitionAssignment) *partition {
+	return &partition{
+		c: c, gen: gen, topic: c.opts.RequestTopic, id: pa.ID, start: pa.Offset,
+		tracker: newTracker(), slots: make(chan struct{}, c.opts.MaxInFlight),
+		lanes: make(map[string][]kafka.Message), committed: -1,
+	}
+}
+
+// run fetches until the generation ends, then drains. Work runs under its own
+// context so a revoked partition can still finish what it started; that
+// context is cancelled when the drain times out.
+func (p *partition) run(genCtx context.Context) {
+	log := p.c.opts.Logger.With("partition", p.id)
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   p.c.opts.Brokers,
+		Dialer:    p.c.opts.Dialer,
+		Topic:     p.topic,
+		Partition: p.id,
+		MinBytes:  1,
+		MaxBytes:  1 << 20,
+		MaxWait:   p.c.opts.FetchMaxWait,
+		// The reader's own queue adds to MaxInFlight; keep it small so memory
+		// stays bounded whatever the backlog.
+		QueueCapacity: 64,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Debug("kafka reader", "detail", msg)
+		}),
+	})
+	if err := r.SetOffset(p.start); err != nil {
+		log.Error("set offset", "offset", p.start, "err", err)
+		_ = r.Close()
+		return
+	}
+	workCtx, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
+
+	commitDone := make(chan struct{})
+	go p.commitLoop(genCtx, commitDone)
+
+	for {
+		m, err := r.FetchMessage(genCtx)
+		if err != nil {
+			if genCtx.Err() != nil {
+				break
+			}
+			log.Warn("fetch", "err", err)
+			if !sleep(genCtx, 200*time.Millisecond) {
+				break
+			}
+			continue
+		}
+		select {
+		case p.slots <- struct{}{}:
+		case <-genCtx.Done():
+		}
+		if genCtx.Err() != nil {
+			break // not dispatched, so not tracked: it is redelivered
+		}
+		p.c.stats.Consumed.Add(1)
+		p.tracker.add(m.Offset)
+		p.dispatch(workCtx, m)
+	}
+	closeReader(r)
+
+	// Drain: let in-flight work finish, bounded, then hand back the rest.
+	drained := make(chan struct{})
+	go func() { p.wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(p.c.opts.ShutdownTimeout):
+		log.Warn("drain timed out; handing back in-flight intents", "in_flight", p.tracker.inFlight())
+		cancelWork()
+		<-drained
+	}
+	<-commitDone
+	p.commit(log) // final commit after the drain
+}
+
+// closeReader closes r without letting a slow broker hold up the drain:
+// kafka-go's Close can block up to MaxWait.
+func closeReader(r *kafka.Reader) {
+	done := make(chan struct{})
+	go func() { _ = r.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// dispatch starts m at once unless a message of the same key is running, in
+// which case m queues behind it: one key stays in order.
+func (p *partition) dispatch(ctx context.Context, m kafka.Message) {
+	key := string(m.Key)
+	if key == "" {
+		// Keyless messages (always invalid: the key is out_contract_code) must
+		// not queue behind each other.
+		key = "\x00" + strconv.FormatInt(m.Offset, 10)
+	}
+	p.mu.Lock()
+	if q, running := p.lanes[key]; running {
+		p.lanes[key] = append(q, m)
+		p.mu.Unlock()
+		return
+	}
+	p.lanes[key] = nil
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.lane(ctx, key, m)
+}
+
+// lane processes m, then whatever queued behind it for the same key.
+func (p *partition) lane(ctx context.Context, key string, m kafka.Message) {
+	defer p.wg.Done()
+	for {
+		if p.c.handle(ctx, m) {
+			p.tracker.done(m.Offset)
+		}
+		<-p.slots
+		p.mu.Lock()
+		q := p.lanes[key]
+		if len(q) == 0 || ctx.Err() != nil {
+			// On cancellation the queued messages stay unfinished (and so
+			// uncommitted): their slots are freed, they are redelivered later.
+			for range q {
+				<-p.slots
+			}
+			delete(p.lanes, key)
+			p.mu.Unlock()
+			return
+		}
+		m, p.lanes[key] = q[0], q[1:]
+		p.mu.Unlock()
+	}
+}
+
+func (p *partition) commitLoop(genCtx context.Context, done chan<- struct{}) {
+	defer close(done)
+	log := p.c.opts.Logger.With("partition", p.id)
+	t := time.NewTicker(p.c.opts.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-genCtx.Done():
+			return
+		case <-t.C:
+			p.commit(log)
+		}
+	}
+}
+
+// commit commits the lowest unfinished offset if it moved.
+func (p *partition) commit(log interface {
+	Warn(string, ...any)
+}) {
+	off, ok := p.tracker.committable()
+	if !ok || off <= p.committed {
+		return
+	}
+	err := p.gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.id: off}})
+	if err != nil {
+		// A stale generation cannot commit; its successor re-reads from the
+		// last commit and the dedupe record makes that harmless.
+		if !errors.Is(err, kafka.ErrGroupClosed) {
+			log.Warn("commit", "offset", off, "err", err)
+		}
+		return
+	}
+	p.committed = off
+}
