@@ -43,10 +43,10 @@ type harness struct {
 }
 
 type harnessOpts struct {
-	partitions  int
-	clientTO    time.Duration
-	tweak       func(*Options)
-	storeOpts   dedupe.Options
+	partitions int
+	clientTO   time.Duration
+	tweak      func(*Options)
+	storeOpts  dedupe.Options
 }
 
 var (
@@ -301,4 +301,3 @@ func byRequest(events []event.Result) map[string][]event.Result {
 	}
 	return m
 }
-
