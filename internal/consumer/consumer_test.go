@@ -396,3 +396,41 @@ func TestSystemicFaultHoldsWorkUntilItClears(t *testing.T) {
 		t.Errorf("still unready after the fault cleared: %v", err)
 	}
 }
+
+// A consumer stopped mid-run (SIGTERM's path) and a successor in the same
+// group together answer every intent exactly once, with one terminate call
+// per contract.
+func TestStopAndRestartLosesNothing(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	const n = 300
+	var ins []event.Intent
+	for i := range n {
+		in := intent(event.CreditRepayment, fmt.Sprintf("RS%04d", i))
+		seed(h.sim, in)
+		ins = append(ins, in)
+	}
+	h.sim.SetFaults(wxsim.Faults{Latency: 20 * time.Millisecond})
+	opts := h.options(0)
+	opts.MaxInFlight = 8
+	_, stop := h.start(opts)
+	h.publish(ins...)
+	h.waitEvents(50, waitLong)
+	stop()
+	stoppedAt := len(h.snapshot())
+	if stoppedAt >= n {
+		t.Fatalf("all %d answered before the stop; the test proves nothing", n)
+	}
+	c2, _ := h.start(opts)
+	h.waitEvents(n, waitLong)
+	evs := h.settle(c2)
+	got := byRequest(evs)
+	for _, in := range ins {
+		if e := got[in.RequestID]; len(e) != 1 || e[0].EventType != event.TypeTerminated {
+			t.Errorf("%s: got %d events %+v; want one contract-terminated", in.RequestID, len(e), e)
+		}
+		if c := h.sim.TerminateCalls(in.OutContractCode); c != 1 {
+			t.Errorf("%s: %d terminate calls; want 1", in.OutContractCode, c)
+		}
+	}
+	t.Logf("first consumer answered %d of %d before stopping", stoppedAt, n)
+}

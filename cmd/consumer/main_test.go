@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The demo is the README's first command: it must run the real job on the
+// embedded services and prove its own promise (one result per intent, one
+// terminate call per contract), exiting 0.
+func TestDemoRunsToCompletion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	err := runMain(ctx, []string{"-demo", "-embedded-kafka-port", "0", "-http-addr", "127.0.0.1:0"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"contract-terminated", "terminate-failed", "reason=rejected error=400 PARAM_ERROR",
+		"reason=invalid_request", "already_terminated", "dead letter",
+		"every intent has exactly one result; every contract saw one terminate call",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*config) bool
+		wantErr string
+	}{
+		{"defaults", nil, nil, func(c *config) bool {
+			return c.requests == "contract-termination.requested" && c.opts.MaxInFlight == 64 && c.dedupeTTL == 720*time.Hour && !c.embedded
+		}, ""},
+		{"env fills flags", nil, map[string]string{"WXTERM_REQUEST_TOPIC": "t1", "WXTERM_MAX_IN_FLIGHT": "8"}, func(c *config) bool {
+			return c.requests == "t1" && c.opts.MaxInFlight == 8
+		}, ""},
+		{"flag beats env", []string{"-request-topic", "t2"}, map[string]string{"WXTERM_REQUEST_TOPIC": "t1"}, func(c *config) bool {
+			return c.requests == "t2"
+		}, ""},
+		{"demo implies embedded", []string{"-demo"}, nil, func(c *config) bool { return c.embedded }, ""},
+		{"unknown flag", []string{"-nope"}, nil, nil, "flag provided but not defined"},
+		{"stray argument", []string{"extra"}, nil, nil, "unexpected arguments"},
+		{"bad duration", []string{"-lease", "soon"}, nil, nil, "invalid value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var stderr bytes.Buffer
+			c, err := parse(tt.args, &stderr)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v; want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Errorf("got %+v", c)
+			}
+		})
+	}
+}
+
+func TestHelpListsSettings(t *testing.T) {
+	var stderr bytes.Buffer
+	_, err := parse([]string{"-h"}, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v; want flag.ErrHelp", err)
+	}
+	for _, f := range []string{"-brokers", "-redis-addrs", "-mch-private-key-file", "-retry-max-elapsed", "-max-in-flight"} {
+		if !strings.Contains(stderr.String(), f) {
+			t.Errorf("help lacks %s", f)
+		}
+	}
+}
+
+func TestMissingMerchantSettingsIsAClearError(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := runMain(context.Background(), []string{"-http-addr", "127.0.0.1:0", "-redis-addrs", "127.0.0.1:1"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "-mchid") {
+		t.Fatalf("got %v; want an error naming the missing merchant flags", err)
+	}
+}
