@@ -3,7 +3,11 @@ package wxsim
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/wxterm/wxterm/internal/wxapi"
@@ -57,4 +61,100 @@ func (k *Keys) ClientConfig(baseURL string) wxapi.Config {
 		PublicKeyID: k.PublicKeyID, PublicKey: &k.PlatformKey.PublicKey,
 		BaseURL: baseURL, BackupURL: baseURL, GlobalBaseURL: baseURL,
 	}
+}
+
+// Files a Keys is saved as by WriteFiles: what a consumer process needs
+// (merchant private key, WeChat Pay public key, ids) and what the simulator
+// needs (platform private key).
+const (
+	FileMerchantKey = "apiclient_key.pem" // merchant private key (PKCS#8)
+	FilePlatformKey = "platform_key.pem"  // the simulator's signing key (PKCS#8)
+	FilePublicKey   = "wechatpay_pub.pem" // WeChat Pay public key (PKIX)
+	FileIdentity    = "identity.env"      // MCHID, MCH_CERT_SERIAL, PUBLIC_KEY_ID
+)
+
+// WriteFiles saves k under dir (created 0700), so that separate processes
+// (a simulator and consumers) share one set of keys.
+func (k *Keys) WriteFiles(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("wxsim: keys: %w", err)
+	}
+	pem8 := func(key *rsa.PrivateKey) ([]byte, error) {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), err
+	}
+	mk, err := pem8(k.MerchantKey)
+	if err != nil {
+		return err
+	}
+	pk, err := pem8(k.PlatformKey)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PlatformKey.PublicKey)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		FileMerchantKey: mk,
+		FilePlatformKey: pk,
+		FilePublicKey:   pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}),
+		FileIdentity:    fmt.Appendf(nil, "MCHID=%s\nMCH_CERT_SERIAL=%s\nPUBLIC_KEY_ID=%s\n", k.MchID, k.MerchantCertSerial, k.PublicKeyID),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return fmt.Errorf("wxsim: keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// ReadKeys loads the Keys WriteFiles saved under dir.
+func ReadKeys(dir string) (*Keys, error) {
+	read := func(name string) (*rsa.PrivateKey, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			return nil, fmt.Errorf("%s: no PEM block", name)
+		}
+		key, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		rk, ok := key.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("%s: not an RSA key", name)
+		}
+		return rk, nil
+	}
+	k := &Keys{}
+	var err error
+	if k.MerchantKey, err = read(FileMerchantKey); err != nil {
+		return nil, fmt.Errorf("wxsim: keys: %w", err)
+	}
+	if k.PlatformKey, err = read(FilePlatformKey); err != nil {
+		return nil, fmt.Errorf("wxsim: keys: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, FileIdentity))
+	if err != nil {
+		return nil, fmt.Errorf("wxsim: keys: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, _ := strings.Cut(line, "=")
+		switch name {
+		case "MCHID":
+			k.MchID = value
+		case "MCH_CERT_SERIAL":
+			k.MerchantCertSerial = value
+		case "PUBLIC_KEY_ID":
+			k.PublicKeyID = value
+		}
+	}
+	if k.MchID == "" || k.MerchantCertSerial == "" || k.PublicKeyID == "" {
+		return nil, fmt.Errorf("wxsim: keys: %s lacks MCHID, MCH_CERT_SERIAL or PUBLIC_KEY_ID", FileIdentity)
+	}
+	return k, nil
 }

@@ -267,3 +267,21 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// Counts is a snapshot of what a Server saw.
+type Counts struct {
+	TerminateCalls int            `json:"terminate_calls"`
+	QueryCalls     int            `json:"query_calls"`
+	Calls          map[string]int `json:"calls"`        // terminate requests per contract key
+	Terminations   map[string]int `json:"terminations"` // effective→terminated transitions per contract key
+}
+
+// Counts returns a snapshot of the call counters.
+func (s *Server) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Counts{
+		TerminateCalls: s.TotalTerminateCalls(), QueryCalls: s.TotalQueryCalls(),
+		Calls: maps.Clone(s.calls), Terminations: maps.Clone(s.done),
+	}
+}
