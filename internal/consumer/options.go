@@ -44,6 +44,10 @@ type Options struct {
 	// cleared. Default 5s.
 	SystemicProbeInterval time.Duration
 
+	// RateLimit caps WeChat Pay calls per second per merchant; 0 is no cap.
+	// A FREQUENCY_LIMITED answer halves a merchant's rate for a while.
+	RateLimit float64
+
 	// Merchants maps a merchant id to its WeChat Pay client. An intent
 	// without mchid uses DefaultMerchant; one naming an absent merchant gets
 	// reason=not_allowed.
