@@ -22,19 +22,21 @@ import (
 	"time"
 
 	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
-	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
-	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
 func main() {
 	if err := runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "consumer:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
 		}
+		fmt.Fprintln(os.Stderr, "consumer:", err)
 		os.Exit(1)
 	}
 }
@@ -59,12 +61,14 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	logOut := stderr
 	if c.demo {
 		c.logLevel = "warn" // the demo prints results to stdout; keep stderr for trouble
 	}
-	log, err := newLogger(c, logOut)
+	log, err := newLogger(c, stderr)
 	if err != nil {
+		return err
+	}
+	if c.opts.APIs, err = allowedAPIs(c); err != nil {
 		return err
 	}
 
@@ -72,27 +76,26 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var rdb redis.UniversalClient
 	var emb *embedded
 	if c.embedded {
-		emb, err = startEmbedded(c, log)
-		if err != nil {
+		if emb, err = startEmbedded(c, log); err != nil {
 			return err
 		}
 		defer emb.close()
 		rdb = emb.rdb
-		c.opts.Merchants = map[string]consumer.Terminator{emb.mchID: emb.client}
+		c.redisAddrs = emb.redisAddr
+		c.opts.Merchants = map[string]consumer.Merchant{emb.mchID: {Client: emb.client, SubMchIDs: splitList(c.allowedSubMchIDs)}}
 		c.opts.DefaultMerchant = emb.mchID
 		fmt.Fprintf(stdout, "embedded Kafka on %s, Redis on %s, WeChat Pay simulator on %s\n", c.brokers, emb.redisAddr, emb.simURL)
 	} else {
-		rdb = redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs: strings.Split(c.redisAddrs, ","), Username: c.redisUser, Password: c.redisPwd, DB: c.redisDB,
-			ContextTimeoutEnabled: true,
-		})
-		defer rdb.Close()
-		client, err := merchantClient(c)
-		if err != nil {
+		if c.opts.Dialer, c.opts.Transport, err = kafkaSecurity(c); err != nil {
 			return err
 		}
-		c.opts.Merchants = map[string]consumer.Terminator{c.mchID: client}
-		c.opts.DefaultMerchant = c.mchID
+		if rdb, err = redisClient(c); err != nil {
+			return err
+		}
+		defer rdb.Close()
+		if c.opts.Merchants, c.opts.DefaultMerchant, err = merchants(c); err != nil {
+			return err
+		}
 	}
 
 	store := dedupe.New(rdb, dedupe.Options{Prefix: c.dedupePrefix, TTL: c.dedupeTTL, Lease: c.lease})
@@ -102,15 +105,28 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("redis %s: %w", c.redisAddrs, err)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.opts.Brokers = strings.Split(c.brokers, ",")
 	c.opts.GroupID, c.opts.RequestTopic, c.opts.ResultTopic, c.opts.DLQTopic = c.group, c.requests, c.results, c.dlq
 	c.opts.Store = store
 	c.opts.Logger = log
+	c.opts.Metrics = consumer.NewMetrics(reg)
 	cons, err := consumer.New(c.opts)
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxterm_ready", Help: "1 when /readyz answers ready."},
+		func() float64 {
+			if cons.Ready() == nil {
+				return 1
+			}
+			return 0
+		}))
 
+	if c.replay.enabled {
+		return runReplay(ctx, c, cons, stdout)
+	}
 	if c.demo {
 		d := newDemo(c, emb, cons.Stats(), stdout)
 		dctx, dcancel := context.WithCancel(ctx)
@@ -124,7 +140,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("-http-addr: %w", err)
 	}
-	srv := &http.Server{Handler: healthHandler(cons), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: httpHandler(cons, reg), ReadHeaderTimeout: 5 * time.Second}
 	g.Add(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -147,26 +163,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
-func merchantClient(c *config) (*wxapi.Client, error) {
-	if c.mchID == "" || c.keyFile == "" || c.pubKeyFile == "" || c.certSerial == "" || c.pubKeyID == "" {
-		return nil, errors.New("WeChat Pay merchant settings missing: set -mchid, -mch-cert-serial, -mch-private-key-file, -wechatpay-public-key-id and -wechatpay-public-key-file (or run with -embedded)")
-	}
-	key, err := utils.LoadPrivateKeyWithPath(c.keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("-mch-private-key-file: cannot load a private key from %s", c.keyFile) // never echo the key
-	}
-	pub, err := utils.LoadPublicKeyWithPath(c.pubKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("-wechatpay-public-key-file: cannot load a public key from %s", c.pubKeyFile)
-	}
-	return wxapi.New(wxapi.Config{
-		MchID: c.mchID, CertSerial: c.certSerial, PrivateKey: key, PublicKeyID: c.pubKeyID, PublicKey: pub,
-		BaseURL: c.baseURL, BackupURL: c.backupURL, GlobalBaseURL: c.globalURL, Timeout: c.wxTimeout,
-	})
-}
-
-func healthHandler(cons *consumer.Consumer) http.Handler {
+func httpHandler(cons *consumer.Consumer, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
@@ -38,8 +39,18 @@ type Consumer struct {
 	gate     *gate
 	stats    Stats
 
+	merchants map[string]*merchant
+	apis      map[event.API]bool
+
 	joined   atomic.Bool // a generation is running
 	storeErr atomic.Pointer[error]
+}
+
+// merchant is a configured merchant at run time.
+type merchant struct {
+	client  Terminator
+	subs    map[string]bool // nil: any
+	limiter *limiter        // nil: unlimited
 }
 
 // Stats counts what the consumer did since it started.
@@ -66,10 +77,27 @@ func New(opts Options) (*Consumer, error) {
 	if transport == nil {
 		transport = kafka.DefaultTransport
 	}
+	merchants := make(map[string]*merchant, len(opts.Merchants))
+	for id, m := range opts.Merchants {
+		rt := &merchant{client: m.Client, limiter: newLimiter(opts.RateLimit, opts.Now)}
+		if len(m.SubMchIDs) > 0 {
+			rt.subs = make(map[string]bool)
+			for _, s := range m.SubMchIDs {
+				rt.subs[s] = true
+			}
+		}
+		merchants[id] = rt
+	}
+	apis := make(map[event.API]bool)
+	for _, a := range opts.APIs {
+		apis[a] = true
+	}
 	return &Consumer{
-		opts:     opts,
-		instance: hex.EncodeToString(id[:]),
-		gate:     newGate(opts.SystemicProbeInterval, opts.Now),
+		opts:      opts,
+		merchants: merchants,
+		apis:      apis,
+		instance:  hex.EncodeToString(id[:]),
+		gate:      newGate(opts.SystemicProbeInterval, opts.Now),
 		writer: &kafka.Writer{
 			Addr:                   kafka.TCP(opts.Brokers...),
 			Balancer:               kafka.Murmur2Balancer{}, // same partition for a key as Java clients

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
@@ -433,4 +435,47 @@ func TestStopAndRestartLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("first consumer answered %d of %d before stopping", stoppedAt, n)
+}
+
+func TestIntentsOutsideTheAllowlistAreNotAllowed(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	opts := h.options(0)
+	opts.APIs = []event.API{event.PapayPartner, event.CreditRepayment}
+	opts.Merchants[h.keys.MchID] = Merchant{Client: opts.Merchants[h.keys.MchID].Client, SubMchIDs: []string{"1900000109"}}
+	reg := prometheus.NewRegistry()
+	opts.Metrics = NewMetrics(reg)
+	ok := intent(event.PapayPartner, "AL1")
+	seed(h.sim, ok)
+	otherSub := intent(event.PapayPartner, "AL2")
+	otherSub.SubMchID = "1900000555"
+	seed(h.sim, otherSub)
+	otherMch := intent(event.CreditRepayment, "AL3")
+	otherMch.MchID = "1900000001"
+	seed(h.sim, otherMch)
+	disabled := intent(event.PapayDirect, "AL4")
+	seed(h.sim, disabled)
+	h.start(opts)
+	h.publish(ok, otherSub, otherMch, disabled)
+	got := byRequest(h.waitEvents(4, waitLong))
+	if e := got[ok.RequestID]; len(e) != 1 || e[0].EventType != event.TypeTerminated {
+		t.Errorf("allowed intent: got %+v", e)
+	}
+	for _, in := range []event.Intent{otherSub, otherMch, disabled} {
+		e := got[in.RequestID]
+		if len(e) != 1 || e[0].Reason != event.ReasonNotAllowed || e[0].Detail == "" || e[0].Attempts != 0 {
+			t.Errorf("%s: got %+v; want terminate-failed not_allowed", in.RequestID, e)
+		}
+		if n := h.sim.TerminateCalls(in.OutContractCode); n != 0 {
+			t.Errorf("%s: %d terminate calls; want none", in.RequestID, n)
+		}
+	}
+	if v := testutil.ToFloat64(opts.Metrics.Outcomes.WithLabelValues("papay_partner", event.TypeFailed, event.ReasonNotAllowed)); v != 1 {
+		t.Errorf("got outcomes{papay_partner,failed,not_allowed} = %v; want 1", v)
+	}
+	if v := testutil.ToFloat64(opts.Metrics.Consumed); v != 4 {
+		t.Errorf("got consumed = %v; want 4", v)
+	}
+	if n := testutil.CollectAndCount(opts.Metrics.CallDuration); n != 1 {
+		t.Errorf("got %d call-duration series; want 1 (one terminate of papay_partner)", n)
+	}
 }

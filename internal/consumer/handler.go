@@ -36,18 +36,14 @@ func (c *Consumer) handle(ctx context.Context, m kafka.Message) bool {
 		return c.reject(ctx, m, src, err)
 	}
 	log := c.opts.Logger.With("request_id", in.RequestID, "out_contract_code", in.OutContractCode)
-	mch := in.MchID
-	if mch == "" {
-		mch = c.opts.DefaultMerchant
-	}
-	client := c.opts.Merchants[mch]
-	if client == nil {
+	mch, why := c.allowed(in)
+	if why != "" {
 		r := event.Failed(in.RequestID, in.OutContractCode, in.API, in.MchID, src,
-			event.Failure{Reason: event.ReasonNotAllowed, Detail: "this deployment holds no keys for merchant " + strconv.Quote(mch)}, 0, c.opts.Now())
+			event.Failure{Reason: event.ReasonNotAllowed, Detail: why}, 0, c.opts.Now())
 		return c.publish(ctx, r, nil) == nil
 	}
 	for {
-		done, err := c.process(ctx, in, src, client, log)
+		done, err := c.process(ctx, in, src, mch, log)
 		if errors.Is(err, errLostClaim) {
 			log.Warn("claim lost to another worker; claiming again")
 			continue
@@ -57,6 +53,25 @@ func (c *Consumer) handle(ctx context.Context, m kafka.Message) bool {
 		}
 		return done
 	}
+}
+
+// allowed finds the merchant that acts on in, or says why this deployment
+// may not act on it.
+func (c *Consumer) allowed(in event.Intent) (*merchant, string) {
+	id := in.MchID
+	if id == "" {
+		id = c.opts.DefaultMerchant
+	}
+	m := c.merchants[id]
+	switch {
+	case m == nil:
+		return nil, "this deployment holds no keys for merchant " + strconv.Quote(id)
+	case !c.apis[in.API]:
+		return nil, "api " + string(in.API) + " is not enabled in this deployment"
+	case m.subs != nil && in.SubMchID != "" && !m.subs[in.SubMchID]:
+		return nil, "sub-merchant " + in.SubMchID + " is not on merchant " + id + "'s allowlist"
+	}
+	return m, ""
 }
 
 // reject answers an intent that failed validation: a terminate-failed event
@@ -86,11 +101,12 @@ func (c *Consumer) reject(ctx context.Context, m kafka.Message, src event.Source
 		return false
 	}
 	c.stats.DeadLetter.Add(1)
+	c.opts.Metrics.DeadLetters.Inc()
 	return true
 }
 
 // process runs the dedupe state machine for one valid intent.
-func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Source, client Terminator, log interface {
+func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Source, mch *merchant, log interface {
 	Warn(string, ...any)
 	Error(string, ...any)
 }) (bool, error) {
@@ -119,16 +135,18 @@ func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Sourc
 	switch cl.Status {
 	case dedupe.Done:
 		if cl.Published {
-			c.stats.Duplicates.Add(1)
+			c.duplicate("duplicate")
 			return true, nil
 		}
+		c.opts.Metrics.DedupeHits.WithLabelValues("unpublished").Inc()
 		// Stored but not published: the previous worker died in between.
 		return c.publishStored(ctx, in, cl.Outcome)
 	case dedupe.Terminated:
 		if cl.Published {
-			c.stats.Duplicates.Add(1)
+			c.duplicate("duplicate")
 			return true, nil
 		}
+		c.opts.Metrics.DedupeHits.WithLabelValues("terminated_other").Inc()
 		var prev event.Result
 		if err := json.Unmarshal(cl.Outcome, &prev); err != nil || prev.Contract == nil {
 			return false, fmt.Errorf("stored outcome of %s unreadable: %v", in.OutContractCode, err)
@@ -141,7 +159,7 @@ func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Sourc
 	workCtx, stopLease := context.WithCancelCause(ctx)
 	leaseDone := make(chan struct{})
 	go c.keepLease(workCtx, stopLease, in.OutContractCode, owner, leaseDone)
-	r, sent, err := c.call(workCtx, in, src, client, cl.Status == dedupe.TakenOver)
+	r, sent, err := c.call(workCtx, in, src, mch, cl.Status == dedupe.TakenOver)
 	stopLease(nil)
 	<-leaseDone
 	if err != nil {
@@ -207,7 +225,7 @@ func (c *Consumer) keepLease(ctx context.Context, cancel context.CancelCauseFunc
 // outcome of an earlier attempt is unknown, terminates, retries transient
 // failures with backoff, and holds on systemic faults. sent reports whether a
 // call may have reached WeChat Pay (so the claim must not be released).
-func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, client Terminator, unknown bool) (r event.Result, sent bool, err error) {
+func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, mch *merchant, unknown bool) (r event.Result, sent bool, err error) {
 	req := wxapi.Request{
 		API: wxapi.API(in.API), OutContractCode: in.OutContractCode, PlanID: in.PlanID, ContractID: in.ContractID,
 		SubMchID: in.SubMchID, AppID: in.AppID, SpAppID: in.SpAppID, SubAppID: in.SubAppID, Remark: in.Remark,
@@ -225,8 +243,7 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 		if unknown {
 			// An earlier attempt (ours, or a dead owner's) may have terminated
 			// the contract: look before terminating again.
-			c.stats.Queries.Add(1)
-			ct, qerr := client.Query(ctx, req)
+			ct, qerr := c.query(ctx, mch, req)
 			switch {
 			case qerr == nil && ct.Terminated():
 				// Terminated before we called only if nobody of ours may have.
@@ -241,20 +258,19 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 		} else {
 			attempts++
 			sent = true
-			c.stats.Calls.Add(1)
-			ct, terr := client.Terminate(ctx, req)
+			ct, terr := c.terminate(ctx, mch, req)
 			if terr == nil {
 				t := event.Terminated(in, src, contract(ct), attempts, false, c.opts.Now())
 				res = &t
 			} else {
 				werr = terr
-				if rr, ok := c.permanent(ctx, client, req, in, src, terr, attempts); ok {
+				if rr, ok := c.permanent(ctx, mch, req, in, src, terr, attempts); ok {
 					res = &rr
 				}
 			}
 		}
 		if res != nil {
-			c.gate.ok()
+			c.reopened()
 			return *res, sent, nil
 		}
 		if ctx.Err() != nil {
@@ -270,12 +286,13 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 		switch wxapi.Classify(werr) {
 		case wxapi.Systemic:
 			if c.gate.trip(werr) {
+				c.opts.Metrics.Systemic.Set(1)
 				c.opts.Logger.Error("systemic WeChat Pay fault: holding all calls until it clears", "err", werr)
 			}
 			b.Reset() // time held by a systemic fault does not count against the retry budget
 			continue
 		default:
-			c.gate.ok()
+			c.reopened()
 		}
 		d := b.NextBackOff()
 		if d == backoff.Stop {
@@ -286,6 +303,7 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 			return event.Failed(in.RequestID, in.OutContractCode, in.API, in.MchID, src, f, attempts, c.opts.Now()), sent, nil
 		}
 		c.stats.Retries.Add(1)
+		c.opts.Metrics.Retries.WithLabelValues(string(in.API)).Inc()
 		if !sleep(ctx, d) {
 			return r, sent, ctx.Err()
 		}
@@ -296,7 +314,7 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 // that may mean "already terminated" are checked with a query, since the
 // contract may have been terminated by the user or an earlier request.
 // ok is false for failures that are not permanent.
-func (c *Consumer) permanent(ctx context.Context, client Terminator, req wxapi.Request, in event.Intent, src event.Source, err error, attempts int) (event.Result, bool) {
+func (c *Consumer) permanent(ctx context.Context, mch *merchant, req wxapi.Request, in event.Intent, src event.Source, err error, attempts int) (event.Result, bool) {
 	var we *wxapi.Error
 	if wxapi.Classify(err) != wxapi.Permanent || !errors.As(err, &we) {
 		return event.Result{}, false
@@ -308,12 +326,49 @@ func (c *Consumer) permanent(ctx context.Context, client Terminator, req wxapi.R
 	case we.Code == "PARAM_ERROR" || errors.Is(err, wxapi.ErrInvalidRequest):
 		// The request itself is wrong: answering at once.
 	default:
-		c.stats.Queries.Add(1)
-		if ct, qerr := client.Query(ctx, req); qerr == nil && ct.Terminated() {
+		if ct, qerr := c.query(ctx, mch, req); qerr == nil && ct.Terminated() {
 			return event.Terminated(in, src, contract(ct), attempts, attempts == 1, c.opts.Now()), true
 		}
 	}
 	return event.Failed(in.RequestID, in.OutContractCode, in.API, in.MchID, src, f, attempts, c.opts.Now()), true
+}
+
+// reopened records that WeChat Pay answered normally: a systemic hold ends.
+func (c *Consumer) reopened() {
+	if c.gate.ok() {
+		c.opts.Metrics.Systemic.Set(0)
+		c.opts.Logger.Info("systemic WeChat Pay fault cleared: calls resume")
+	}
+}
+
+// terminate and query call WeChat Pay at the merchant's pace and measure it.
+func (c *Consumer) terminate(ctx context.Context, m *merchant, req wxapi.Request) (*wxapi.Contract, error) {
+	if err := m.limiter.wait(ctx); err != nil {
+		return nil, err
+	}
+	c.stats.Calls.Add(1)
+	start := time.Now()
+	ct, err := m.client.Terminate(ctx, req)
+	c.observe(m, req.API, "terminate", start, err)
+	return ct, err
+}
+
+func (c *Consumer) query(ctx context.Context, m *merchant, req wxapi.Request) (*wxapi.Contract, error) {
+	if err := m.limiter.wait(ctx); err != nil {
+		return nil, err
+	}
+	c.stats.Queries.Add(1)
+	start := time.Now()
+	ct, err := m.client.Query(ctx, req)
+	c.observe(m, req.API, "query", start, err)
+	return ct, err
+}
+
+func (c *Consumer) observe(m *merchant, api wxapi.API, op string, start time.Time, err error) {
+	c.opts.Metrics.observeCall(api, op, start, err)
+	if wxapi.IsFrequencyLimited(err) {
+		m.limiter.throttled()
+	}
 }
 
 func contract(ct *wxapi.Contract) event.Contract {
@@ -358,7 +413,7 @@ func (c *Consumer) publish(ctx context.Context, r event.Result, in *event.Intent
 		if err := c.write(ctx, c.result(r.EventType, r.OutContractCode, b)); err != nil {
 			return err
 		}
-		c.count(r.EventType)
+		c.count(r.EventType, b)
 		return nil
 	}
 	_, err = c.publishRaw(ctx, r.EventType, in.OutContractCode, in.RequestID, b)
@@ -370,7 +425,7 @@ func (c *Consumer) publishRaw(ctx context.Context, eventType, code, requestID st
 	if err := c.write(ctx, c.result(eventType, code, b)); err != nil {
 		return false, err
 	}
-	c.count(eventType)
+	c.count(eventType, b)
 	// The result is durable in Kafka, so the offset may be committed even if
 	// marking fails: a later duplicate would republish the same event_id.
 	_, _ = retryStore(ctx, c, func() (struct{}, error) {
@@ -392,12 +447,24 @@ func (c *Consumer) result(eventType, code string, b []byte) kafka.Message {
 	}
 }
 
-func (c *Consumer) count(eventType string) {
+// count records a published result; b is its encoding.
+func (c *Consumer) count(eventType string, b []byte) {
 	if eventType == event.TypeTerminated {
 		c.stats.Terminated.Add(1)
 	} else {
 		c.stats.Failed.Add(1)
 	}
+	var labels struct {
+		API    string `json:"api"`
+		Reason string `json:"reason"`
+	}
+	_ = json.Unmarshal(b, &labels)
+	c.opts.Metrics.Outcomes.WithLabelValues(labels.API, eventType, labels.Reason).Inc()
+}
+
+func (c *Consumer) duplicate(status string) {
+	c.stats.Duplicates.Add(1)
+	c.opts.Metrics.DedupeHits.WithLabelValues(status).Inc()
 }
 
 // write publishes m with RequiredAcks=all, retrying until Kafka acknowledges

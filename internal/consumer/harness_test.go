@@ -183,7 +183,7 @@ func (h *harness) options(clientTimeout time.Duration) Options {
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, FetchMaxWait: 100 * time.Millisecond,
 		Retry:                 RetryOptions{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, MaxElapsed: 5 * time.Second},
 		SystemicProbeInterval: 200 * time.Millisecond,
-		Merchants:             map[string]Terminator{h.keys.MchID: h.client(clientTimeout)},
+		Merchants:             map[string]Merchant{h.keys.MchID: {Client: h.client(clientTimeout)}},
 		DefaultMerchant:       h.keys.MchID,
 		Store:                 h.store,
 		Logger:                logger,

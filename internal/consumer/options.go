@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
@@ -48,15 +50,25 @@ type Options struct {
 	// A FREQUENCY_LIMITED answer halves a merchant's rate for a while.
 	RateLimit float64
 
-	// Merchants maps a merchant id to its WeChat Pay client. An intent
-	// without mchid uses DefaultMerchant; one naming an absent merchant gets
-	// reason=not_allowed.
-	Merchants       map[string]Terminator
+	// Merchants maps a merchant id to its WeChat Pay client and allowlist.
+	// An intent without mchid uses DefaultMerchant; one naming an absent
+	// merchant, a sub-merchant outside the allowlist or an API outside APIs
+	// gets reason=not_allowed and no call.
+	Merchants       map[string]Merchant
 	DefaultMerchant string
+	APIs            []event.API // allowed APIs; empty: all
+
+	Metrics *Metrics // default: unregistered instruments
 
 	Store  *dedupe.Store // required
 	Logger *slog.Logger  // default: discard
 	Now    func() time.Time
+}
+
+// Merchant is one merchant this deployment acts for.
+type Merchant struct {
+	Client    Terminator
+	SubMchIDs []string // sub-merchants it may act for; empty: any
 }
 
 // RetryOptions shapes the exponential backoff between attempts of a call
@@ -108,6 +120,12 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if len(o.APIs) == 0 {
+		o.APIs = event.APIs
+	}
 }
 
 func (o *Options) validate() error {
@@ -121,8 +139,18 @@ func (o *Options) validate() error {
 	if len(o.Merchants) == 0 {
 		errs = append(errs, errors.New("no merchants"))
 	}
-	if o.DefaultMerchant != "" && o.Merchants[o.DefaultMerchant] == nil {
-		errs = append(errs, fmt.Errorf("default merchant %s has no client", o.DefaultMerchant))
+	for id, m := range o.Merchants {
+		if m.Client == nil {
+			errs = append(errs, fmt.Errorf("merchant %s has no client", id))
+		}
+	}
+	if _, ok := o.Merchants[o.DefaultMerchant]; o.DefaultMerchant != "" && !ok {
+		errs = append(errs, fmt.Errorf("default merchant %s is not configured", o.DefaultMerchant))
+	}
+	for _, a := range o.APIs {
+		if !slices.Contains(event.APIs, a) {
+			errs = append(errs, fmt.Errorf("unknown api %q", a))
+		}
 	}
 	if o.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in-flight %d < 1", o.MaxInFlight))

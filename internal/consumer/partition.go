@@ -20,6 +20,8 @@ type partition struct {
 	tracker *tracker
 	slots   chan struct{} // one per message in flight
 
+	reader    *kafka.Reader
+
 	mu        sync.Mutex
 	lanes     map[string][]kafka.Message // per key: queued behind the running one
 	wg        sync.WaitGroup             // lane goroutines
@@ -54,6 +56,7 @@ func (p *partition) run(genCtx context.Context) {
 			log.Debug("kafka reader", "detail", msg)
 		}),
 	})
+	p.reader = r
 	if err := r.SetOffset(p.start); err != nil {
 		log.Error("set offset", "offset", p.start, "err", err)
 		_ = r.Close()
@@ -85,6 +88,8 @@ func (p *partition) run(genCtx context.Context) {
 			break // not dispatched, so not tracked: it is redelivered
 		}
 		p.c.stats.Consumed.Add(1)
+		p.c.opts.Metrics.Consumed.Inc()
+		p.c.opts.Metrics.InFlight.Inc()
 		p.tracker.add(m.Offset)
 		p.dispatch(workCtx, m)
 	}
@@ -143,6 +148,7 @@ func (p *partition) lane(ctx context.Context, key string, m kafka.Message) {
 		if p.c.handle(ctx, m) {
 			p.tracker.done(m.Offset)
 		}
+		p.c.opts.Metrics.InFlight.Dec()
 		<-p.slots
 		p.mu.Lock()
 		q := p.lanes[key]
@@ -150,6 +156,7 @@ func (p *partition) lane(ctx context.Context, key string, m kafka.Message) {
 			// On cancellation the queued messages stay unfinished (and so
 			// uncommitted): their slots are freed, they are redelivered later.
 			for range q {
+				p.c.opts.Metrics.InFlight.Dec()
 				<-p.slots
 			}
 			delete(p.lanes, key)
@@ -194,4 +201,10 @@ func (p *partition) commit(log interface {
 		return
 	}
 	p.committed = off
+	// The reader's lag is from its fetch position to the partition's end;
+	// what is fetched but not committed adds to it.
+	if fetched, ok := p.tracker.fetched(); ok {
+		lag := p.reader.Stats().Lag + fetched - off
+		p.c.opts.Metrics.CommitLag.WithLabelValues(strconv.Itoa(p.id)).Set(float64(max(lag, 0)))
+	}
 }

@@ -57,3 +57,10 @@ func (t *tracker) inFlight() int {
 	defer t.mu.Unlock()
 	return len(t.pending)
 }
+
+// fetched is one past the highest offset fetched; ok is false before any.
+func (t *tracker) fetched() (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.next, t.next >= 0
+}

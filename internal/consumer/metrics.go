@@ -1,0 +1,69 @@
+package consumer
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxterm/wxterm/internal/wxapi"
+)
+
+// Metrics are the consumer's Prometheus instruments. main registers them;
+// the consumer only updates them.
+type Metrics struct {
+	Consumed     prometheus.Counter
+	Outcomes     *prometheus.CounterVec   // api, event_type, reason
+	CallDuration *prometheus.HistogramVec // api, op, status
+	Retries      *prometheus.CounterVec   // api
+	DedupeHits   *prometheus.CounterVec   // status: duplicate, unpublished, terminated_other
+	InFlight     prometheus.Gauge
+	CommitLag    *prometheus.GaugeVec // partition
+	DeadLetters  prometheus.Counter
+	Systemic     prometheus.Gauge
+}
+
+// NewMetrics creates the instruments and registers them with reg (nil: not
+// registered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Consumed: prometheus.NewCounter(prometheus.CounterOpts{Name: "wxterm_intents_consumed_total",
+			Help: "Messages fetched from the request topic."}),
+		Outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxterm_outcomes_total",
+			Help: "Result events published, by API, event type and failure reason."}, []string{"api", "event_type", "reason"}),
+		CallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wxterm_wechat_call_duration_seconds",
+			Help:    "WeChat Pay call latency by API, operation and HTTP status (\"error\" without an answer).",
+			Buckets: []float64{.01, .025, .05, .1, .2, .3, .5, .75, 1, 2, 5, 10}}, []string{"api", "op", "status"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxterm_retries_total",
+			Help: "Transient WeChat Pay failures retried, by API."}, []string{"api"}),
+		DedupeHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxterm_dedupe_hits_total",
+			Help: "Intents answered from the dedupe record without a call: duplicate (nothing published), unpublished (stored result published), terminated_other (contract terminated by another request)."},
+			[]string{"status"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wxterm_in_flight",
+			Help: "Intents fetched and not finished."}),
+		CommitLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wxterm_commit_lag",
+			Help: "Messages between the committed offset and the partition's end."}, []string{"partition"}),
+		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "wxterm_dead_letters_total",
+			Help: "Messages sent to the dead-letter topic."}),
+		Systemic: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wxterm_systemic_fault",
+			Help: "1 while a systemic WeChat Pay fault holds all calls."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic)
+	}
+	return m
+}
+
+func (m *Metrics) observeCall(api wxapi.API, op string, start time.Time, err error) {
+	status := "200"
+	var we *wxapi.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &we) && we.HTTPStatus != 0:
+		status = strconv.Itoa(we.HTTPStatus)
+	default:
+		status = "error"
+	}
+	m.CallDuration.WithLabelValues(string(api), op, status).Observe(time.Since(start).Seconds())
+}
