@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -177,4 +178,9 @@ func httpHandler(cons *consumer.Consumer, reg *prometheus.Registry) http.Handler
 		fmt.Fprintln(w, "ready")
 	})
 	return mux
+}
+
+// signalContext is ctx cancelled on SIGINT or SIGTERM.
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxterm/wxterm/internal/consumer"
 )
 
 // The demo is the README's first command: it must run the real job on the
@@ -95,5 +97,39 @@ func TestMissingMerchantSettingsIsAClearError(t *testing.T) {
 	err := runMain(context.Background(), []string{"-http-addr", "127.0.0.1:0", "-redis-addrs", "127.0.0.1:1"}, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "-mchid") {
 		t.Fatalf("got %v; want an error naming the missing merchant flags", err)
+	}
+}
+
+func TestReplayRangeFlags(t *testing.T) {
+	tests := []struct {
+		in      replayConfig
+		wantErr string
+		check   func(consumer.ReplayRange) bool
+	}{
+		{replayConfig{offsets: "0:100-200, 3:0-50"}, "", func(r consumer.ReplayRange) bool {
+			return r.Offsets[0] == [2]int64{100, 200} && r.Offsets[3] == [2]int64{0, 50} && len(r.Offsets) == 2
+		}},
+		{replayConfig{from: "2026-11-22T10:00:00+08:00"}, "", func(r consumer.ReplayRange) bool {
+			return r.From.Equal(time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)) && r.To.IsZero()
+		}},
+		{replayConfig{}, "needs -replay-from", nil},
+		{replayConfig{offsets: "0:200-100"}, "partition:start-end", nil},
+		{replayConfig{offsets: "x"}, "partition:start-end", nil},
+		{replayConfig{offsets: "1:0-5,1:6-9"}, "given twice", nil},
+		{replayConfig{offsets: "0:1-2", from: "2026-11-22T10:00:00Z"}, "excludes", nil},
+		{replayConfig{from: "yesterday"}, "-replay-from", nil},
+		{replayConfig{from: "2026-11-22T10:00:00Z", to: "2026-11-22T09:00:00Z"}, "after", nil},
+	}
+	for _, tt := range tests {
+		r, err := tt.in.replayRange()
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%+v: got %v; want an error containing %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !tt.check(r) {
+			t.Errorf("%+v: got %+v, %v", tt.in, r, err)
+		}
 	}
 }

@@ -3,11 +3,93 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/wxterm/wxterm/internal/consumer"
 )
 
+// replayRange parses the -replay-from/-to or -replay-offsets flags.
+func (r replayConfig) replayRange() (consumer.ReplayRange, error) {
+	var out consumer.ReplayRange
+	if r.offsets != "" {
+		if r.from != "" || r.to != "" {
+			return out, errors.New("-replay-offsets excludes -replay-from and -replay-to")
+		}
+		out.Offsets = map[int][2]int64{}
+		for _, part := range splitList(r.offsets) {
+			p, rng, ok := strings.Cut(part, ":")
+			s, e, ok2 := strings.Cut(rng, "-")
+			pi, err1 := strconv.Atoi(p)
+			si, err2 := strconv.ParseInt(s, 10, 64)
+			ei, err3 := strconv.ParseInt(e, 10, 64)
+			if !ok || !ok2 || err1 != nil || err2 != nil || err3 != nil || pi < 0 || si < 0 || ei < si {
+				return out, fmt.Errorf("-replay-offsets %q: want partition:start-end, e.g. 0:100-200", part)
+			}
+			if _, dup := out.Offsets[pi]; dup {
+				return out, fmt.Errorf("-replay-offsets: partition %d given twice", pi)
+			}
+			out.Offsets[pi] = [2]int64{si, ei}
+		}
+		return out, nil
+	}
+	if r.from == "" {
+		return out, errors.New("-replay needs -replay-from (RFC 3339) or -replay-offsets")
+	}
+	var err error
+	if out.From, err = time.Parse(time.RFC3339, r.from); err != nil {
+		return out, fmt.Errorf("-replay-from: %w", err)
+	}
+	if r.to != "" {
+		if out.To, err = time.Parse(time.RFC3339, r.to); err != nil {
+			return out, fmt.Errorf("-replay-to: %w", err)
+		}
+		if !out.To.After(out.From) {
+			return out, errors.New("-replay-to must be after -replay-from")
+		}
+	}
+	return out, nil
+}
+
+// runReplay reprocesses the chosen range outside the consumer group and
+// reports what it found; with -replay-dry-run it only counts.
 func runReplay(ctx context.Context, c *config, cons *consumer.Consumer, stdout io.Writer) error {
-	return errors.New("replay: not implemented yet")
+	rng, err := c.replay.replayRange()
+	if err != nil {
+		return err
+	}
+	ranges, err := cons.ResolveRange(ctx, rng)
+	if err != nil {
+		return err
+	}
+	var total int64
+	fmt.Fprintf(stdout, "replay of %s:\n", c.requests)
+	for _, r := range ranges {
+		fmt.Fprintf(stdout, "  partition %-3d offsets %d-%d  %d messages\n", r.Partition, r.Start, r.End, r.Messages())
+		total += r.Messages()
+	}
+	fmt.Fprintf(stdout, "  total %d messages\n", total)
+	if c.replay.dryRun {
+		return nil
+	}
+	start := time.Now()
+	report := func(p consumer.ReplayProgress) {
+		pct := 100.0
+		if p.Total > 0 {
+			pct = float64(p.Read) * 100 / float64(p.Total)
+		}
+		state := "replaying"
+		if p.Done {
+			state = "replayed"
+		}
+		fmt.Fprintf(stdout, "%s %d/%d (%.0f%%): %d already answered (%d re-emitted), %d processed; %.1fs\n",
+			state, p.Read, p.Total, pct, p.Answered, p.Reemitted, p.Processed, time.Since(start).Seconds())
+	}
+	sctx, cancel := signalContext(ctx)
+	defer cancel()
+	_, err = cons.Replay(sctx, ranges, consumer.ReplayOptions{Range: rng, Reemit: c.replay.reemit, Progress: report})
+	return err
 }

@@ -126,7 +126,7 @@ type merchantsFile struct {
 func merchants(c *config) (map[string]consumer.Merchant, string, error) {
 	type spec struct {
 		mchID, serial, keyFile, pubID, pubFile string
-		subs                                  []string
+		subs                                   []string
 	}
 	var specs []spec
 	def := c.mchID

@@ -20,7 +20,7 @@ type partition struct {
 	tracker *tracker
 	slots   chan struct{} // one per message in flight
 
-	reader    *kafka.Reader
+	reader *kafka.Reader
 
 	mu        sync.Mutex
 	lanes     map[string][]kafka.Message // per key: queued behind the running one
@@ -188,7 +188,7 @@ func (p *partition) commit(log interface {
 	Warn(string, ...any)
 }) {
 	off, ok := p.tracker.committable()
-	if !ok || off <= p.committed {
+	if !ok || off <= p.committed || p.gen == nil { // a replay commits nothing
 		return
 	}
 	err := p.gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.id: off}})
