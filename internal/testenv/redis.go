@@ -66,19 +66,25 @@ func RedisAddr(t testing.TB) string {
 }
 
 // RedisCluster returns a client, closed when the test ends, on the Redis
-// Cluster named by WXTERM_TEST_REDIS_CLUSTER, and skips the test if it is
-// unset: there is no embedded Cluster. The Cluster is shared: isolate keys
+// Cluster named by WXTERM_TEST_REDIS_CLUSTER, built the way the consumer
+// builds it (redis.NewUniversalClient with several addresses), and skips
+// the test if it is unset (fails under CI=true): there is no embedded
+// Cluster. The Cluster is shared: isolate keys
 // with a unique prefix (see Unique) and delete them afterwards.
 func RedisCluster(t testing.TB) *redis.ClusterClient {
 	t.Helper()
 	env := os.Getenv(EnvRedisCluster)
 	if env == "" {
+		requireUnlessCI(t, EnvRedisCluster)
 		t.Skipf("testenv: %s is unset (comma-separated addresses of a Redis Cluster's nodes): skipping the Cluster test", EnvRedisCluster)
 	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{
+	rdb, ok := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:                 strings.Split(env, ","),
 		ContextTimeoutEnabled: true,
-	})
+	}).(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("testenv: %s=%s: want at least two addresses (a Cluster)", EnvRedisCluster, env)
+	}
 	t.Cleanup(func() { rdb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`: start a real Redis and Kafka, then vet, gofmt check and the race-enabled test suite.
+# Services this script starts are stopped on exit, also on failure; ones already up are reused.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+stops=()
+cleanup() { local s; for s in "${stops[@]}"; do "$s" stop || true; done; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+scripts/redis.sh status >/dev/null 2>&1 || stops+=(scripts/redis.sh)
+WXTERM_TEST_REDIS=$(scripts/redis.sh start)
+stops+=(scripts/redis-cluster.sh)
+WXTERM_TEST_REDIS_CLUSTER=$(scripts/redis-cluster.sh start)
+scripts/kafka.sh status >/dev/null 2>&1 || stops+=(scripts/kafka.sh)
+WXTERM_TEST_KAFKA=$(scripts/kafka.sh start)
+# WXTERM_TEST_KAFKA_CTL / WXTERM_TEST_REDIS_CTL: fault tests run "$CTL restart" (or halt/resume).
+export WXTERM_TEST_KAFKA WXTERM_TEST_REDIS WXTERM_TEST_REDIS_CLUSTER
+export WXTERM_TEST_KAFKA_CTL=$PWD/scripts/kafka.sh WXTERM_TEST_REDIS_CTL=$PWD/scripts/redis.sh
+echo "Kafka $(scripts/kafka.sh version) at $WXTERM_TEST_KAFKA, $(redis-server --version | cut -d' ' -f1-3) at $WXTERM_TEST_REDIS, Redis Cluster at $WXTERM_TEST_REDIS_CLUSTER"
+
+echo "go vet ./..."
+go vet ./...
+echo "gofmt check"
+unformatted=$(find . -path ./.cache -prune -o -name '*.go' -exec gofmt -l {} +)
+if [[ -n $unformatted ]]; then
+  echo "gofmt -l reports unformatted files:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+echo "go test -race -count=1 -timeout 12m ./..."
+go test -race -count=1 -timeout 12m ./...
