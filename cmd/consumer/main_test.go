@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +134,20 @@ func TestReplayRangeFlags(t *testing.T) {
 			t.Errorf("%+v: got %+v, %v", tt.in, r, err)
 		}
 	}
+}
+
+// The README's settings table must list every flag with its variable, so
+// the docs cannot drift from the code.
+func TestReadmeListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newFlagSet(&config{}, io.Discard).VisitAll(func(f *flag.Flag) {
+		env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		row := "| `-" + f.Name + "` | `" + env + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README lacks the settings row for -%s (%s)", f.Name, env)
+		}
+	})
 }
