@@ -1,5 +1,5 @@
 # See scripts/test.sh, scripts/kafka.sh, scripts/redis.sh.
-.PHONY: test test-short demo services-up services-down vet fmt
+.PHONY: test test-short demo bench faults image services-up services-down vet fmt
 
 test:
 	scripts/test.sh
@@ -10,6 +10,18 @@ test-short:
 
 demo:
 	go run ./cmd/consumer -demo
+
+# Real Kafka, Redis and the simulator process; writes docs/benchmarks.md.
+bench:
+	scripts/bench.sh
+
+# kill -9, Redis and Kafka outages, WeChat faults, rebalances; prints a table.
+faults:
+	scripts/faults.sh
+
+# An OCI image without a Docker engine, into .cache/image.
+image:
+	scripts/image.sh
 
 services-up:
 	@r=$$(scripts/redis.sh start) && k=$$(scripts/kafka.sh start) && \

@@ -479,3 +479,22 @@ func TestIntentsOutsideTheAllowlistAreNotAllowed(t *testing.T) {
 		t.Errorf("got %d call-duration series; want 1 (one terminate of papay_partner)", n)
 	}
 }
+
+func TestRetriesExhausted(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	in := intent(event.CreditRepayment, "EXH1")
+	seed(h.sim, in)
+	h.sim.SetFaults(wxsim.Faults{FailFirst: map[string]int{"EXH1": 1000}, Kinds: []wxsim.FaultKind{wxsim.Fault429}})
+	opts := h.options(0)
+	opts.Retry.MaxElapsed = time.Second
+	h.start(opts)
+	h.publish(in)
+	e := h.waitEvents(1, waitLong)[0]
+	if e.EventType != event.TypeFailed || e.Reason != event.ReasonRetriesExhausted || !*e.Retryable ||
+		e.HTTPStatus != 429 || e.ErrorCode != "FREQUENCY_LIMITED" || e.Attempts < 2 {
+		t.Errorf("got %+v; want terminate-failed retries_exhausted, retryable, with the last 429", e)
+	}
+	if n := h.sim.Terminations("EXH1"); n != 0 {
+		t.Errorf("got %d terminations; want 0", n)
+	}
+}

@@ -264,8 +264,12 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 				res = &t
 			} else {
 				werr = terr
-				if rr, ok := c.permanent(ctx, mch, req, in, src, terr, attempts); ok {
+				rr, ok, qerr := c.permanent(ctx, mch, req, in, src, terr, attempts)
+				switch {
+				case ok:
 					res = &rr
+				case qerr != nil:
+					werr, unknown = qerr, true
 				}
 			}
 		}
@@ -291,12 +295,18 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 			}
 			b.Reset() // time held by a systemic fault does not count against the retry budget
 			continue
-		default:
+		case wxapi.Permanent:
+			// WeChat Pay judged the request, so it accepted our signature. A
+			// transient failure proves nothing of the kind: the gate stays.
 			c.reopened()
 		}
 		d := b.NextBackOff()
 		if d == backoff.Stop {
-			f := event.Failure{Reason: event.ReasonRetriesExhausted, Retryable: true, Detail: werr.Error()}
+			detail := werr.Error()
+			if unknown {
+				detail = "outcome unknown: an attempt may have reached WeChat Pay (a new intent for this contract finds out); " + detail
+			}
+			f := event.Failure{Reason: event.ReasonRetriesExhausted, Retryable: true, Detail: detail}
 			if last != nil {
 				f.ErrorCode, f.ErrorMessage, f.HTTPStatus = last.Code, last.Message, last.HTTPStatus
 			}
@@ -314,10 +324,14 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 // that may mean "already terminated" are checked with a query, since the
 // contract may have been terminated by the user or an earlier request.
 // ok is false for failures that are not permanent.
-func (c *Consumer) permanent(ctx context.Context, mch *merchant, req wxapi.Request, in event.Intent, src event.Source, err error, attempts int) (event.Result, bool) {
+//
+// When that query itself fails transiently, the refusal cannot be judged
+// yet: ok is false and qerr is the query's failure, to be retried like any
+// other (the contract is queried again first).
+func (c *Consumer) permanent(ctx context.Context, mch *merchant, req wxapi.Request, in event.Intent, src event.Source, err error, attempts int) (r event.Result, ok bool, qerr error) {
 	var we *wxapi.Error
 	if wxapi.Classify(err) != wxapi.Permanent || !errors.As(err, &we) {
-		return event.Result{}, false
+		return event.Result{}, false, nil
 	}
 	f := event.Failure{Reason: event.ReasonRejected, ErrorCode: we.Code, ErrorMessage: we.Message, HTTPStatus: we.HTTPStatus}
 	switch {
@@ -326,11 +340,15 @@ func (c *Consumer) permanent(ctx context.Context, mch *merchant, req wxapi.Reque
 	case we.Code == "PARAM_ERROR" || errors.Is(err, wxapi.ErrInvalidRequest):
 		// The request itself is wrong: answering at once.
 	default:
-		if ct, qerr := c.query(ctx, mch, req); qerr == nil && ct.Terminated() {
-			return event.Terminated(in, src, contract(ct), attempts, attempts == 1, c.opts.Now()), true
+		ct, qerr := c.query(ctx, mch, req)
+		switch {
+		case qerr == nil && ct.Terminated():
+			return event.Terminated(in, src, contract(ct), attempts, attempts == 1, c.opts.Now()), true, nil
+		case qerr != nil && wxapi.Classify(qerr) != wxapi.Permanent:
+			return event.Result{}, false, qerr
 		}
 	}
-	return event.Failed(in.RequestID, in.OutContractCode, in.API, in.MchID, src, f, attempts, c.opts.Now()), true
+	return event.Failed(in.RequestID, in.OutContractCode, in.API, in.MchID, src, f, attempts, c.opts.Now()), true, nil
 }
 
 // reopened records that WeChat Pay answered normally: a systemic hold ends.
