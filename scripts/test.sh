@@ -9,6 +9,11 @@ cleanup() { local s; for s in "${stops[@]}"; do "$s" stop || true; done; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# helm builds from the Go module proxy (minutes, once): let it run while the services start.
+helm_log=$(mktemp)
+scripts/helm.sh >"$helm_log" 2>&1 &
+helm_pid=$!
+
 scripts/redis.sh status >/dev/null 2>&1 || stops+=(scripts/redis.sh)
 WXTERM_TEST_REDIS=$(scripts/redis.sh start)
 stops+=(scripts/redis-cluster.sh)
@@ -19,6 +24,15 @@ WXTERM_TEST_KAFKA=$(scripts/kafka.sh start)
 export WXTERM_TEST_KAFKA WXTERM_TEST_REDIS WXTERM_TEST_REDIS_CLUSTER
 export WXTERM_TEST_KAFKA_CTL=$PWD/scripts/kafka.sh WXTERM_TEST_REDIS_CTL=$PWD/scripts/redis.sh
 echo "Kafka $(scripts/kafka.sh version) at $WXTERM_TEST_KAFKA, $(redis-server --version | cut -d' ' -f1-3) at $WXTERM_TEST_REDIS, Redis Cluster at $WXTERM_TEST_REDIS_CLUSTER"
+
+echo "helm lint and template (scripts/helm.sh)"
+if ! wait "$helm_pid"; then
+  cat "$helm_log" >&2
+  echo "scripts/helm.sh failed" >&2
+  exit 1
+fi
+cat "$helm_log"
+export WXTERM_TEST_HELM_DIR=$PWD/.cache/helm
 
 echo "go vet ./..."
 go vet ./...
