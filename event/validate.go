@@ -184,3 +184,23 @@ func Identify(b []byte, key []byte) (requestID, outContractCode string, ok bool)
 	}
 	return requestID, outContractCode, true
 }
+
+// Peek reads just the request id and contract code of an encoded intent,
+// without validating the rest: far cheaper than DecodeIntent, for paths that
+// only need to look an intent up (a replay over intents already answered).
+// ok is false unless both are present and well formed and key, if set,
+// matches the code.
+func Peek(b, key []byte) (requestID, outContractCode string, ok bool) {
+	var ids struct {
+		RequestID       string `json:"request_id"`
+		OutContractCode string `json:"out_contract_code"`
+	}
+	if len(b) > MaxIntentBytes || json.Unmarshal(b, &ids) != nil {
+		return "", "", false
+	}
+	if !requestIDRe.MatchString(ids.RequestID) || !contractRe.MatchString(ids.OutContractCode) ||
+		(len(key) > 0 && string(key) != ids.OutContractCode) {
+		return "", "", false
+	}
+	return ids.RequestID, ids.OutContractCode, true
+}

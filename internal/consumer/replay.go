@@ -303,47 +303,47 @@ func (rp *replayPartition) run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// batch answers what the dedupe record already answered with one batched
-// read, and dispatches the rest to the normal path.
+// batch answers what the dedupe record already answered, with one
+// pipelined read of one field per intent and no validation (an answered
+// request was valid), and dispatches the rest to the normal path.
 func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafka.Message) error {
 	c := rp.c
 	rp.read.Add(int64(len(batch)))
-	intents := make([]event.Intent, len(batch))
-	valid := make([]bool, len(batch))
-	var codes []string
+	reqs := make([]string, len(batch))
+	codes := make([]string, len(batch))
+	var idx []int // batch indexes that could be peeked
+	var pcodes, preqs []string
 	for i, m := range batch {
-		in, err := event.DecodeIntent(m.Value)
-		if err == nil && (len(m.Key) == 0 || string(m.Key) == in.OutContractCode) {
-			intents[i], valid[i] = in, true
-			codes = append(codes, in.OutContractCode)
+		if req, code, ok := event.Peek(m.Value, m.Key); ok {
+			reqs[i], codes[i] = req, code
+			idx = append(idx, i)
+			pcodes, preqs = append(pcodes, code), append(preqs, req)
 		}
 	}
-	recs, err := retryStore(ctx, c, func() ([]dedupe.Record, error) { return c.opts.Store.GetMany(ctx, codes) })
+	answered, err := retryStore(ctx, c, func() ([]bool, error) { return c.opts.Store.Answered(ctx, pcodes, preqs) })
 	if err != nil {
 		return err
 	}
-	byCode := make(map[string]dedupe.Record, len(recs))
-	for _, r := range recs {
-		byCode[r.Code] = r
+	done := make([]bool, len(batch))
+	var reemit []int
+	for j, i := range idx {
+		if answered[j] {
+			done[i] = true
+			reemit = append(reemit, i)
+		}
 	}
 	for i, m := range batch {
-		if !valid[i] {
+		if done[i] {
+			rp.answered.Add(1)
+			continue
+		}
+		in, err := event.DecodeIntent(m.Value)
+		if err != nil || (len(m.Key) > 0 && string(m.Key) != in.OutContractCode) {
 			// Invalid input was answered (event or dead letter) when first
 			// read; only a re-emit repeats its event.
 			rp.answered.Add(1)
 			if rp.opts.Reemit {
 				if err := rp.reemitInvalid(ctx, m); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		in := intents[i]
-		rec := byCode[in.OutContractCode]
-		if rec.State == dedupe.StateDone && rec.Published[in.RequestID] {
-			rp.answered.Add(1)
-			if rp.opts.Reemit {
-				if err := rp.reemit(ctx, in, m, rec); err != nil {
 					return err
 				}
 			}
@@ -357,6 +357,26 @@ func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafk
 		}
 		p.tracker.add(m.Offset)
 		p.dispatch(ctx, m)
+	}
+	if !rp.opts.Reemit || len(reemit) == 0 {
+		return nil
+	}
+	rcodes := make([]string, len(reemit))
+	for j, i := range reemit {
+		rcodes[j] = codes[i]
+	}
+	recs, err := retryStore(ctx, c, func() ([]dedupe.Record, error) { return c.opts.Store.GetMany(ctx, rcodes) })
+	if err != nil {
+		return err
+	}
+	for j, i := range reemit {
+		in, err := event.DecodeIntent(batch[i].Value)
+		if err != nil {
+			in = event.Intent{RequestID: reqs[i], OutContractCode: codes[i]}
+		}
+		if err := rp.reemit(ctx, in, batch[i], recs[j]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -682,6 +682,27 @@ func TestGetMany(t *testing.T) {
 	}
 }
 
+func TestAnswered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, c := range []string{"A1", "C3"} {
+		if _, err := e.s.Claim(t.Context(), c, "r-"+c, "w"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, e.s.Complete(t.Context(), "C3", "r-C3", "w", dedupe.KindTerminated, outcome))
+	must(t, e.s.MarkPublished(t.Context(), "C3", "r-C3"))
+	got, err := e.s.Answered(t.Context(), []string{"A1", "B2", "C3", "C3"}, []string{"r-A1", "r-B2", "r-C3", "r-other"})
+	must(t, err)
+	want := []bool{false, false, true, false}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Answered: got %v; want %v", got, want)
+	}
+	if _, err := e.s.Answered(t.Context(), []string{"A1"}, nil); err == nil {
+		t.Error("Answered with misaligned slices: got nil error")
+	}
+}
+
 // TestRedisDown: an unreachable Redis is an error everywhere, never "absent"
 // nor "not owner".
 func TestRedisDown(t *testing.T) {

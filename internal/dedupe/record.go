@@ -98,3 +98,32 @@ func parseRecord(code string, h map[string]string) Record {
 	}
 	return r
 }
+
+// Answered reports, for each (codes[i], requestIDs[i]), whether that
+// request's result event was published, in one pipelined round trip that
+// reads one field per record: the replay's fast path over intents already
+// done. Any command's error fails the whole call.
+func (s *Store) Answered(ctx context.Context, codes, requestIDs []string) ([]bool, error) {
+	if len(codes) != len(requestIDs) {
+		return nil, fmt.Errorf("dedupe: answered: %d codes for %d request ids", len(codes), len(requestIDs))
+	}
+	if len(codes) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.BoolCmd, len(codes))
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, code := range codes {
+			cmds[i] = p.HExists(ctx, s.key(code), "pub:"+requestIDs[i])
+		}
+		return nil
+	})
+	out := make([]bool, len(codes))
+	for i, cmd := range cmds {
+		ok, err := cmd.Result()
+		if err != nil {
+			return nil, fmt.Errorf("dedupe: answered %s: %w", codes[i], err)
+		}
+		out[i] = ok
+	}
+	return out, nil
+}
