@@ -20,10 +20,18 @@ stops+=(scripts/redis-cluster.sh)
 WXTERM_TEST_REDIS_CLUSTER=$(scripts/redis-cluster.sh start)
 scripts/kafka.sh status >/dev/null 2>&1 || stops+=(scripts/kafka.sh)
 WXTERM_TEST_KAFKA=$(scripts/kafka.sh start)
+# The TLS/SASL broker and the TLS/ACL Redis (scripts/kafka.sh fetched the jars they share).
+scripts/kafka-secure.sh status >/dev/null 2>&1 || stops+=(scripts/kafka-secure.sh)
+kafka_secure=$(scripts/kafka-secure.sh start)
+scripts/redis-secure.sh status >/dev/null 2>&1 || stops+=(scripts/redis-secure.sh)
+redis_secure=$(scripts/redis-secure.sh start)
+# WXTERM_TEST_KAFKA_SECURE_* / WXTERM_TEST_REDIS_SECURE_*: endpoints, CA and client files, test-only passwords.
+eval "export $kafka_secure $redis_secure"
 # WXTERM_TEST_KAFKA_CTL / WXTERM_TEST_REDIS_CTL: fault tests run "$CTL restart" (or halt/resume).
 export WXTERM_TEST_KAFKA WXTERM_TEST_REDIS WXTERM_TEST_REDIS_CLUSTER
 export WXTERM_TEST_KAFKA_CTL=$PWD/scripts/kafka.sh WXTERM_TEST_REDIS_CTL=$PWD/scripts/redis.sh
-echo "Kafka $(scripts/kafka.sh version) at $WXTERM_TEST_KAFKA, $(redis-server --version | cut -d' ' -f1-3) at $WXTERM_TEST_REDIS, Redis Cluster at $WXTERM_TEST_REDIS_CLUSTER"
+echo "Kafka $(scripts/kafka.sh version) at $WXTERM_TEST_KAFKA (TLS/SASL at $WXTERM_TEST_KAFKA_SECURE_ADDR)," \
+  "$(redis-server --version | cut -d' ' -f1-3) at $WXTERM_TEST_REDIS (TLS/ACL at $WXTERM_TEST_REDIS_SECURE_ADDR), Redis Cluster at $WXTERM_TEST_REDIS_CLUSTER"
 
 echo "helm lint and template (scripts/helm.sh)"
 if ! wait "$helm_pid"; then

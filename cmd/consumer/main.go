@@ -156,10 +156,13 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
 	log.Info("consumer started", "brokers", c.brokers, "group", c.group, "request_topic", c.requests, "http", ln.Addr().String())
 	err = g.Run()
-	var sig run.SignalError
-	if errors.As(err, &sig) {
+	var sig *run.SignalError
+	switch {
+	case errors.As(err, &sig):
 		log.Info("stopped", "signal", sig.Signal.String())
 		return nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return nil // stopped by the caller
 	}
 	return err
 }

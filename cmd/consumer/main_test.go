@@ -6,8 +6,11 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,4 +153,88 @@ func TestReadmeListsEverySetting(t *testing.T) {
 			t.Errorf("README lacks the settings row for -%s (%s)", f.Name, env)
 		}
 	})
+}
+
+func TestSecuritySettingsAreChecked(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{nil, ""},
+		{[]string{"-kafka-sasl-mechanism", "scram-sha-512", "-kafka-sasl-username", "u", "-kafka-sasl-password", "p"}, ""},
+		{[]string{"-kafka-sasl-mechanism", "plain", "-kafka-sasl-username", "u", "-kafka-sasl-password", "p", "-kafka-tls"}, ""},
+		{[]string{"-kafka-sasl-mechanism", "gssapi", "-kafka-sasl-username", "u", "-kafka-sasl-password", "p"}, "want plain"},
+		{[]string{"-kafka-sasl-mechanism", "plain", "-kafka-sasl-username", "u"}, "needs -kafka-sasl-username and -kafka-sasl-password"},
+		{[]string{"-kafka-sasl-username", "u"}, "mechanism is empty"},
+		{[]string{"-kafka-tls-server-name", "kafka"}, "-kafka-tls is off"},
+		{[]string{"-kafka-tls", "-kafka-tls-cert-file", "c.pem"}, "go together"},
+		{[]string{"-kafka-tls", "-kafka-tls-ca-file", "/nonexistent/ca.pem"}, "-kafka-tls-ca-file"},
+	}
+	for _, tt := range tests {
+		c, err := parse(tt.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = kafkaSecurity(c)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%q: got %v; want %q", tt.args, err, tt.wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), "-kafka-sasl-password p") {
+			t.Errorf("%q: the error echoes the password", tt.args)
+		}
+	}
+}
+
+// Regression: the consumer panicked on SIGTERM (a *run.SignalError matched
+// into a value). SIGTERM must stop it cleanly with a nil error.
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- runMain(context.Background(), []string{"-embedded", "-embedded-kafka-port", "0", "-http-addr", addr}, io.Discard, io.Discard)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("consumer exited before it was ready: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("consumer never became ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "wxterm_ready 1") {
+		t.Errorf("/metrics lacks wxterm_ready 1")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("after SIGTERM: got %v; want nil", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("consumer did not stop within 40s of SIGTERM")
+	}
 }

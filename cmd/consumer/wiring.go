@@ -26,8 +26,8 @@ import (
 // TLS is off.
 func (t tlsFiles) config(name string) (*tls.Config, error) {
 	if !t.enabled {
-		if t.caFile != "" || t.certFile != "" || t.keyFile != "" {
-			return nil, fmt.Errorf("-%s-tls-* files given but -%s-tls is off", name, name)
+		if t.caFile != "" || t.certFile != "" || t.keyFile != "" || t.serverName != "" {
+			return nil, fmt.Errorf("-%s-tls-* settings given but -%s-tls is off", name, name)
 		}
 		return nil, nil
 	}
@@ -63,23 +63,26 @@ func kafkaSecurity(c *config) (*kafka.Dialer, kafka.RoundTripper, error) {
 		return nil, nil, err
 	}
 	var mech sasl.Mechanism
-	switch strings.ToLower(c.kafkaSASL) {
-	case "":
+	name := strings.ToLower(c.kafkaSASL)
+	switch {
+	case name == "":
 		if c.kafkaUser != "" || c.kafkaPwd != "" {
 			return nil, nil, errors.New("-kafka-sasl-username/-password given but -kafka-sasl-mechanism is empty")
 		}
-	case "plain":
+	case name != "plain" && name != "scram-sha-256" && name != "scram-sha-512":
+		return nil, nil, fmt.Errorf("-kafka-sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", c.kafkaSASL)
+	case c.kafkaUser == "" || c.kafkaPwd == "":
+		return nil, nil, fmt.Errorf("-kafka-sasl-mechanism %s needs -kafka-sasl-username and -kafka-sasl-password", c.kafkaSASL)
+	case name == "plain":
 		mech = plain.Mechanism{Username: c.kafkaUser, Password: c.kafkaPwd}
-	case "scram-sha-256", "scram-sha-512":
+	default:
 		algo := scram.SHA256
-		if strings.HasSuffix(strings.ToLower(c.kafkaSASL), "512") {
+		if name == "scram-sha-512" {
 			algo = scram.SHA512
 		}
 		if mech, err = scram.Mechanism(algo, c.kafkaUser, c.kafkaPwd); err != nil {
 			return nil, nil, fmt.Errorf("-kafka-sasl-mechanism %s: %w", c.kafkaSASL, err)
 		}
-	default:
-		return nil, nil, fmt.Errorf("-kafka-sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", c.kafkaSASL)
 	}
 	if tlsCfg == nil && mech == nil {
 		return nil, nil, nil
