@@ -184,7 +184,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		parts := gen.Assignments[c.opts.RequestTopic]
 		log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", len(parts))
 		for _, pa := range parts {
-			p := c.newPartition(gen, pa)
+			p := c.newPartition(gen, pa.ID, pa.Offset)
 			gen.Start(p.run)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -156,12 +157,11 @@ func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Sourc
 	}
 
 	// Claimed or TakenOver: this worker owns the contract.
-	workCtx, stopLease := context.WithCancelCause(ctx)
-	leaseDone := make(chan struct{})
-	go c.keepLease(workCtx, stopLease, in.OutContractCode, owner, leaseDone)
+	workCtx, cancelWork := context.WithCancelCause(ctx)
+	stopLease := c.keepLease(workCtx, cancelWork, in.OutContractCode, owner)
 	r, sent, err := c.call(workCtx, in, src, mch, cl.Status == dedupe.TakenOver)
-	stopLease(nil)
-	<-leaseDone
+	stopLease()
+	cancelWork(nil)
 	if err != nil {
 		if context.Cause(workCtx) == errLostClaim && ctx.Err() == nil {
 			return false, errLostClaim
@@ -195,29 +195,37 @@ func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Sourc
 	if err != nil {
 		return false, err
 	}
-	return c.publishRaw(ctx, r.EventType, in.OutContractCode, in.RequestID, b)
+	return c.publishRaw(ctx, &r, b)
 }
 
-// keepLease extends the claim until ctx ends; if the claim is lost it
-// cancels the work with errLostClaim.
-func (c *Consumer) keepLease(ctx context.Context, cancel context.CancelCauseFunc, code, owner string, done chan<- struct{}) {
-	defer close(done)
+// keepLease extends the claim every third of the lease until stop is
+// called; if the claim is lost it cancels the work with errLostClaim. A
+// timer rather than a goroutine per intent: most intents finish long before
+// the first renewal.
+func (c *Consumer) keepLease(ctx context.Context, cancel context.CancelCauseFunc, code, owner string) (stop func()) {
 	every := c.opts.Store.Lease() / 3
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	t = time.AfterFunc(every, func() {
+		err := c.opts.Store.Extend(ctx, code, owner)
+		if errors.Is(err, dedupe.ErrNotOwner) {
+			cancel(errLostClaim)
 			return
-		case <-t.C:
-			err := c.opts.Store.Extend(ctx, code, owner)
-			if errors.Is(err, dedupe.ErrNotOwner) {
-				cancel(errLostClaim)
-				return
-			}
-			// Other errors: Redis is away; the next tick tries again, and
-			// Complete refuses if the lease was lost meanwhile.
 		}
+		// Other errors: Redis is away; the next renewal tries again, and
+		// Complete refuses if the lease was lost meanwhile.
+		mu.Lock()
+		if !stopped {
+			t.Reset(every)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
 	}
 }
 
@@ -417,7 +425,10 @@ func (c *Consumer) publishStored(ctx context.Context, in event.Intent, stored []
 	if err := json.Unmarshal(stored, &r); err != nil {
 		return false, fmt.Errorf("stored outcome of %s unreadable: %w", in.OutContractCode, err)
 	}
-	return c.publishRaw(ctx, r.EventType, in.OutContractCode, in.RequestID, stored)
+	if r.OutContractCode != in.OutContractCode || r.RequestID != in.RequestID {
+		return false, fmt.Errorf("stored outcome of %s answers request %s, not %s", in.OutContractCode, r.RequestID, in.RequestID)
+	}
+	return c.publishRaw(ctx, &r, stored)
 }
 
 // publish encodes r, publishes it, and if it answers an intent with a dedupe
@@ -431,19 +442,20 @@ func (c *Consumer) publish(ctx context.Context, r event.Result, in *event.Intent
 		if err := c.write(ctx, c.result(r.EventType, r.OutContractCode, b)); err != nil {
 			return err
 		}
-		c.count(r.EventType, b)
+		c.count(&r)
 		return nil
 	}
-	_, err = c.publishRaw(ctx, r.EventType, in.OutContractCode, in.RequestID, b)
+	_, err = c.publishRaw(ctx, &r, b)
 	return err
 }
 
-// publishRaw publishes an encoded result and marks it published.
-func (c *Consumer) publishRaw(ctx context.Context, eventType, code, requestID string, b []byte) (bool, error) {
-	if err := c.write(ctx, c.result(eventType, code, b)); err != nil {
+// publishRaw publishes r, encoded as b, and marks it published.
+func (c *Consumer) publishRaw(ctx context.Context, r *event.Result, b []byte) (bool, error) {
+	code, requestID := r.OutContractCode, r.RequestID
+	if err := c.write(ctx, c.result(r.EventType, code, b)); err != nil {
 		return false, err
 	}
-	c.count(eventType, b)
+	c.count(r)
 	// The result is durable in Kafka, so the offset may be committed even if
 	// marking fails: a later duplicate would republish the same event_id.
 	_, _ = retryStore(ctx, c, func() (struct{}, error) {
@@ -465,19 +477,14 @@ func (c *Consumer) result(eventType, code string, b []byte) kafka.Message {
 	}
 }
 
-// count records a published result; b is its encoding.
-func (c *Consumer) count(eventType string, b []byte) {
-	if eventType == event.TypeTerminated {
+// count records a published result.
+func (c *Consumer) count(r *event.Result) {
+	if r.EventType == event.TypeTerminated {
 		c.stats.Terminated.Add(1)
 	} else {
 		c.stats.Failed.Add(1)
 	}
-	var labels struct {
-		API    string `json:"api"`
-		Reason string `json:"reason"`
-	}
-	_ = json.Unmarshal(b, &labels)
-	c.opts.Metrics.Outcomes.WithLabelValues(labels.API, eventType, labels.Reason).Inc()
+	c.opts.Metrics.Outcomes.WithLabelValues(string(r.API), r.EventType, r.Reason).Inc()
 }
 
 func (c *Consumer) duplicate(status string) {

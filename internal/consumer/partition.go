@@ -22,17 +22,49 @@ type partition struct {
 
 	reader *kafka.Reader
 
+	jobs chan lane // lanes to start, served by MaxInFlight workers
+
 	mu        sync.Mutex
 	lanes     map[string][]kafka.Message // per key: queued behind the running one
-	wg        sync.WaitGroup             // lane goroutines
+	wg        sync.WaitGroup             // running lanes
 	committed int64
 }
 
-func (c *Consumer) newPartition(gen *kafka.Generation, pa kafka.PartitionAssignment) *partition {
+// lane is the messages of one key in one partition, run in order.
+type lane struct {
+	ctx context.Context
+	key string
+	m   kafka.Message // the first; later ones queue in partition.lanes
+}
+
+func (c *Consumer) newPartition(gen *kafka.Generation, id int, start int64) *partition {
 	return &partition{
-		c: c, gen: gen, topic: c.opts.RequestTopic, id: pa.ID, start: pa.Offset,
+		c: c, gen: gen, topic: c.opts.RequestTopic, id: id, start: start,
 		tracker: newTracker(), slots: make(chan struct{}, c.opts.MaxInFlight),
+		jobs:  make(chan lane, c.opts.MaxInFlight),
 		lanes: make(map[string][]kafka.Message), committed: -1,
+	}
+}
+
+// startWorkers starts the goroutines that run lanes; stop ends them once
+// every lane is done. Long-lived workers keep their grown stacks: a
+// goroutine per intent would grow a fresh stack through the TLS, HTTP and
+// RSA call chain every time.
+func (p *partition) startWorkers() (stop func()) {
+	var wg sync.WaitGroup
+	for range p.c.opts.MaxInFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range p.jobs {
+				p.run1(l)
+			}
+		}()
+	}
+	return func() {
+		p.wg.Wait()
+		close(p.jobs)
+		wg.Wait()
 	}
 }
 
@@ -64,6 +96,8 @@ func (p *partition) run(genCtx context.Context) {
 	}
 	workCtx, cancelWork := context.WithCancel(context.Background())
 	defer cancelWork()
+	stopWorkers := p.startWorkers()
+	defer stopWorkers()
 
 	commitDone := make(chan struct{})
 	go p.commitLoop(genCtx, commitDone)
@@ -138,11 +172,15 @@ func (p *partition) dispatch(ctx context.Context, m kafka.Message) {
 	p.lanes[key] = nil
 	p.mu.Unlock()
 	p.wg.Add(1)
-	go p.lane(ctx, key, m)
+	// Never blocks: a lane holds at least one of MaxInFlight slots, and
+	// jobs has room for MaxInFlight.
+	p.jobs <- lane{ctx: ctx, key: key, m: m}
 }
 
-// lane processes m, then whatever queued behind it for the same key.
-func (p *partition) lane(ctx context.Context, key string, m kafka.Message) {
+// run1 processes a lane's first message, then whatever queued behind it for
+// the same key.
+func (p *partition) run1(l lane) {
+	ctx, key, m := l.ctx, l.key, l.m
 	defer p.wg.Done()
 	for {
 		if p.c.handle(ctx, m) {

@@ -255,9 +255,8 @@ func (rp *replayPartition) run(ctx context.Context) error {
 		return err
 	}
 	// Messages that need work go through the live path's per-key lanes.
-	p := &partition{c: c, topic: c.opts.RequestTopic, id: rp.r.Partition, tracker: newTracker(),
-		slots: make(chan struct{}, c.opts.MaxInFlight), lanes: make(map[string][]kafka.Message), committed: -1}
-	defer p.wg.Wait()
+	p := c.newPartition(nil, rp.r.Partition, rp.r.Start)
+	defer p.startWorkers()()
 
 	msgs := make(chan kafka.Message, rp.opts.Batch)
 	fetchErr := make(chan error, 1)
