@@ -62,23 +62,6 @@ pick_port() {
   die "no free port found"
 }
 
-# fetch: the same Maven download as scripts/kafka.sh, into the same cache.
-fetch() {
-  [[ -f $LIB/.complete ]] && return
-  command -v java >/dev/null || die "java not found (Java 17 needed)"
-  command -v mvn >/dev/null || die "mvn not found (Maven 3 needed to fetch the Kafka jars)"
-  local profile=kafka4 mlog=$ROOT/.cache/kafka-$VERSION/mvn.log
-  [[ $VERSION == 3.* ]] && profile=kafka3
-  rm -rf "$LIB" && mkdir -p "$LIB"
-  log "fetching Kafka $VERSION jars with Maven (once)"
-  if ! (cd "$ROOT/scripts/kafka" && timeout 900 mvn -B -q -Dstyle.color=never -P "$profile" \
-      -Dkafka.version="$VERSION" -DoutputDirectory="$LIB" dependency:copy-dependencies) >"$mlog" 2>&1; then
-    tail -n 30 "$mlog" >&2
-    die "Maven could not fetch Kafka $VERSION (log: $mlog)"
-  fi
-  touch "$LIB/.complete"
-}
-
 log_opts() {
   echo "-Dkafka.logs.dir=$DIR -Dkafka.log.name=$1 -Dkafka.log.level=$2" \
     "-Dlog4j.configuration=file:$ROOT/scripts/kafka/log4j.properties" \
@@ -249,8 +232,7 @@ start() {
   if [[ -n $PORT ]] && alive; then exports; return; fi
   if [[ -e $DIR ]]; then log "removing stale state ($DIR)"; halt; rm -rf "$DIR"; fi
   VERSION=${KAFKA_VERSION:-3.9.1}
-  LIB=$ROOT/.cache/kafka-$VERSION/lib
-  fetch
+  LIB=$(KAFKA_VERSION=$VERSION "$ROOT/scripts/kafka.sh" jars) # the test broker's Maven-fetched jars
   command -v openssl >/dev/null || die "openssl not found"
   PORT=$(pick_port KAFKA_SECURE_PORT 19094)
   CTRL=$(pick_port KAFKA_SECURE_CONTROLLER_PORT 19095 "$PORT")

@@ -7,6 +7,7 @@
 #   scripts/kafka.sh halt      stop the process only (data and ports kept); `resume` starts it again
 #   scripts/kafka.sh status    print the address and exit 0 if running, else exit 1
 #   scripts/kafka.sh version   print the Kafka version in use
+#   scripts/kafka.sh jars      fetch the jars of $KAFKA_VERSION if needed, print their directory
 #   scripts/kafka.sh topics …  TopicCommand against the running broker (e.g. --create --topic t)
 #   scripts/kafka.sh groups …  ConsumerGroupCommand against the running broker (e.g. --list)
 #
@@ -26,7 +27,7 @@ die() { echo "kafka.sh: $*" >&2; exit 1; }
 log() { echo "kafka.sh: $*" >&2; }
 
 case ${1:-} in
-  start | stop | halt | resume | restart)
+  start | stop | halt | resume | restart | jars)
     # One state change at a time (parallel test packages, two shells); the daemon does not keep fd 9.
     mkdir -p "$RUN" && exec 9>"$RUN/kafka.lock"
     flock -w 600 9 || die "timed out waiting for $RUN/kafka.lock" ;;
@@ -213,8 +214,9 @@ case ${1:-} in
       log "not running"; exit 1
     fi ;;
   version) echo "$VERSION" ;;
+  jars) VERSION=${KAFKA_VERSION:-3.9.1}; LIB=$ROOT/.cache/kafka-$VERSION/lib; fetch; echo "$LIB" ;;
   topics) need_running; shift; tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" "$@" ;;
   groups) need_running; shift
     tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "127.0.0.1:$PORT" "$@" ;;
-  *) die "usage: kafka.sh start|stop|restart|halt|resume|status|version|topics ARGS|groups ARGS" ;;
+  *) die "usage: kafka.sh start|stop|restart|halt|resume|status|version|jars|topics ARGS|groups ARGS" ;;
 esac
