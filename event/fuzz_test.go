@@ -45,3 +45,74 @@ func FuzzDecodeIntent(f *testing.F) {
 		}
 	})
 }
+
+// peekSlow is Peek's meaning spelled with encoding/json.
+func peekSlow(b, key []byte) (string, string, bool) {
+	var ids struct {
+		RequestID       string `json:"request_id"`
+		OutContractCode string `json:"out_contract_code"`
+	}
+	if len(b) > MaxIntentBytes || json.Unmarshal(b, &ids) != nil {
+		return "", "", false
+	}
+	if !requestIDRe.MatchString(ids.RequestID) || !contractRe.MatchString(ids.OutContractCode) ||
+		(len(key) > 0 && string(key) != ids.OutContractCode) {
+		return "", "", false
+	}
+	return ids.RequestID, ids.OutContractCode, true
+}
+
+// FuzzPeek: whenever the fast scanner answers, encoding/json agrees.
+func FuzzPeek(f *testing.F) {
+	names, _ := fs.Glob(schemas.FS, "examples/intent-*.json")
+	for _, name := range names {
+		b, _ := fs.ReadFile(schemas.FS, name)
+		f.Add(b, []byte(""))
+	}
+	f.Add([]byte(`{"request_id":"a","request_id":"b","out_contract_code":"C"}`), []byte(""))
+	f.Add([]byte(`{"x":{"request_id":"n"},"request_id":"r","out_contract_code":"C","y":[1,"]",{}]}`), []byte("C"))
+	f.Fuzz(func(t *testing.T, b, key []byte) {
+		req, code, ok := Peek(b, key)
+		if !ok {
+			return
+		}
+		sreq, scode, sok := peekSlow(b, key)
+		if !sok || sreq != req || scode != code {
+			t.Fatalf("Peek(%q) = %q, %q; encoding/json says %q, %q, %v", b, req, code, sreq, scode, sok)
+		}
+	})
+}
+
+func TestPeek(t *testing.T) {
+	tests := []struct {
+		b, key    string
+		req, code string
+		ok        bool
+	}{
+		{`{"schema_version":1,"request_id":"r1","out_contract_code":"ABC"}`, "", "r1", "ABC", true},
+		{` { "x" : {"request_id":"n","a":[1,{"b":"}"}]} , "request_id" : "r1" , "out_contract_code":"ABC" } `, "ABC", "r1", "ABC", true},
+		{`{"request_id":"r1","out_contract_code":"ABC"}`, "XYZ", "", "", false},
+		{`{"request_id":"r1","request_id":"r2","out_contract_code":"ABC"}`, "", "", "", false},
+		{`{"request_id":"r\u0031","out_contract_code":"ABC"}`, "", "", "", false},
+		{`{"request_id":7,"out_contract_code":"ABC"}`, "", "", "", false},
+		{`{"request_id":"r1"}`, "", "", "", false},
+		{`{"request_id":"r1","out_contract_code":"A-B"}`, "", "", "", false},
+		{`["request_id","r1"]`, "", "", "", false},
+		{`{"request_id":"r1","out_contract_code":"ABC"`, "", "", "", false},
+	}
+	for _, tt := range tests {
+		req, code, ok := Peek([]byte(tt.b), []byte(tt.key))
+		if ok != tt.ok || req != tt.req || code != tt.code {
+			t.Errorf("Peek(%s) = %q, %q, %v; want %q, %q, %v", tt.b, req, code, ok, tt.req, tt.code, tt.ok)
+		}
+	}
+}
+
+func BenchmarkPeek(b *testing.B) {
+	msg, _ := fs.ReadFile(schemas.FS, "examples/intent-papay_partner.json")
+	for b.Loop() {
+		if _, _, ok := Peek(msg, nil); !ok {
+			b.Fatal("not ok")
+		}
+	}
+}

@@ -188,19 +188,142 @@ func Identify(b []byte, key []byte) (requestID, outContractCode string, ok bool)
 // Peek reads just the request id and contract code of an encoded intent,
 // without validating the rest: far cheaper than DecodeIntent, for paths that
 // only need to look an intent up (a replay over intents already answered).
-// ok is false unless both are present and well formed and key, if set,
-// matches the code.
+// ok is false unless the bytes are a JSON object whose top level holds each
+// of the two once, as strings in their schema's format, and key, if set,
+// matches the code. Anything unusual (escapes in those values, a repeated
+// key, malformed JSON before both are found) answers !ok, and the caller
+// takes the full path.
 func Peek(b, key []byte) (requestID, outContractCode string, ok bool) {
-	var ids struct {
-		RequestID       string `json:"request_id"`
-		OutContractCode string `json:"out_contract_code"`
-	}
-	if len(b) > MaxIntentBytes || json.Unmarshal(b, &ids) != nil {
+	if len(b) > MaxIntentBytes {
 		return "", "", false
 	}
-	if !requestIDRe.MatchString(ids.RequestID) || !contractRe.MatchString(ids.OutContractCode) ||
-		(len(key) > 0 && string(key) != ids.OutContractCode) {
+	var req, code []byte
+	var seenReq, seenCode bool
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
 		return "", "", false
 	}
-	return ids.RequestID, ids.OutContractCode, true
+	i++
+	for {
+		i = skipWS(b, i)
+		if i < len(b) && b[i] == '}' {
+			break
+		}
+		k, j, plain := scanString(b, i)
+		if j < 0 {
+			return "", "", false
+		}
+		i = skipWS(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return "", "", false
+		}
+		i = skipWS(b, i+1)
+		target := (*[]byte)(nil)
+		switch {
+		case bytes.EqualFold(k, []byte("request_id")):
+			// encoding/json matches keys without case: a variant would be
+			// another reading of the same field.
+			if seenReq || string(k) != "request_id" {
+				return "", "", false
+			}
+			seenReq, target = true, &req
+		case bytes.EqualFold(k, []byte("out_contract_code")):
+			if seenCode || string(k) != "out_contract_code" {
+				return "", "", false
+			}
+			seenCode, target = true, &code
+		case !plain:
+			return "", "", false // an escaped key could spell either name
+		}
+		if target != nil {
+			v, j, plainV := scanString(b, i)
+			if j < 0 || !plainV {
+				return "", "", false
+			}
+			*target, i = v, j
+		} else if i = skipValue(b, i); i < 0 {
+			return "", "", false
+		}
+		i = skipWS(b, i)
+		if i < len(b) && b[i] == ',' {
+			i++
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			break
+		}
+		return "", "", false
+	}
+	if !seenReq || !seenCode || !requestIDRe.Match(req) || !contractRe.Match(code) ||
+		(len(key) > 0 && string(key) != string(code)) || !json.Valid(b) {
+		return "", "", false
+	}
+	return string(req), string(code), true
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString reads the JSON string at b[i]: its raw contents, the index
+// after it (-1 if there is none), and whether it has no escapes.
+func scanString(b []byte, i int) (s []byte, next int, plain bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, -1, false
+	}
+	plain = true
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, plain
+		case c == '\\':
+			plain = false
+			j++
+		case c < 0x20:
+			return nil, -1, false
+		}
+	}
+	return nil, -1, false
+}
+
+// skipValue returns the index after the JSON value at b[i], or -1. It
+// tracks nesting and strings only: the full decoder judges the rest.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	if i >= len(b) || b[i] == ',' || b[i] == '}' || b[i] == ']' {
+		return -1 // no value
+	}
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			_, j, _ := scanString(b, i)
+			if j < 0 {
+				return -1
+			}
+			i = j
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return -1
 }
