@@ -1,0 +1,457 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/wxsim"
+)
+
+// env is what every scenario shares: the services, the binaries and the
+// merchant keys the simulator and the consumers agree on.
+type env struct {
+	brokers   []string
+	redisAddr string
+	binDir    string // holds consumer, wxsim and consumer-pprof
+	keysDir   string
+	workDir   string // profiles and logs
+	runID     string // makes topics, groups and contract codes unique
+	prefix    string // dedupe key prefix of this run
+	keys      *wxsim.Keys
+	rdb       *redis.Client
+	store     *dedupe.Store
+}
+
+func (e *env) bin(name string) string { return filepath.Join(e.binDir, name) }
+
+// proc is a child process (the consumer or the simulator) whose CPU time and
+// memory are read from /proc while it runs.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	stdout *lineBuffer
+	stderr *lineBuffer
+	done   chan struct{}
+	err    error
+	start  time.Time
+	ended  time.Time // when Wait returned
+}
+
+// lineBuffer keeps the last lines a child wrote, for error reports and for
+// parsing the replay's progress.
+type lineBuffer struct {
+	mu    sync.Mutex
+	lines []string
+	part  []byte
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.part = append(b.part, p...)
+	for {
+		i := bytes.IndexByte(b.part, '\n')
+		if i < 0 {
+			break
+		}
+		b.lines = append(b.lines, string(b.part[:i]))
+		b.part = b.part[i+1:]
+		if len(b.lines) > 200 {
+			b.lines = b.lines[len(b.lines)-100:]
+		}
+	}
+	return len(p), nil
+}
+
+func (b *lineBuffer) Lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := append([]string(nil), b.lines...)
+	if len(b.part) > 0 {
+		out = append(out, string(b.part))
+	}
+	return out
+}
+
+func (b *lineBuffer) tail(n int) string {
+	l := b.Lines()
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// childEnv is the bench's environment without WXTERM_* and WXSIM_*
+// variables, which the children would read as flags.
+func childEnv(extra ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "WXTERM_") || strings.HasPrefix(kv, "WXSIM_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, extra...)
+}
+
+func startProc(name, path string, args []string, extraEnv ...string) (*proc, error) {
+	p := &proc{name: name, stdout: &lineBuffer{}, stderr: &lineBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Env = childEnv(extraEnv...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p.start = time.Now()
+	go func() {
+		p.err = p.cmd.Wait()
+		p.ended = time.Now()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to timeout, then SIGKILL.
+func (p *proc) stop(timeout time.Duration) {
+	if p == nil || p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// wait waits for the process to exit on its own.
+func (p *proc) wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		p.stop(5 * time.Second)
+		return ctx.Err()
+	}
+}
+
+func (p *proc) failure() error {
+	return fmt.Errorf("%s exited (%v); stderr:\n%s", p.name, p.err, p.stderr.tail(15))
+}
+
+// clockTick is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
+// 100 on every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// cpu is the process's user+system CPU time so far, all threads.
+func (p *proc) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("malformed /proc stat")
+	}
+	return time.Duration(ut+st) * clockTick, nil
+}
+
+// mem returns the resident set size now and its high-water mark, in bytes.
+func (p *proc) mem() (rss, hwm int64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		kb := func() int64 {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n << 10
+		}
+		switch name {
+		case "VmRSS":
+			rss = kb()
+		case "VmHWM":
+			hwm = kb()
+		}
+	}
+	return rss, hwm, sc.Err()
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// sim is a running simulator process.
+type sim struct {
+	*proc
+	url string
+}
+
+// startSim runs cmd/wxsim with the shared keys and a fixed latency.
+func (e *env) startSim(latency time.Duration) (*sim, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc("wxsim", e.bin("wxsim"), []string{"-addr", addr, "-keys-dir", e.keysDir, "-latency", latency.String()})
+	if err != nil {
+		return nil, err
+	}
+	s := &sim{proc: p, url: "http://" + addr}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := s.counts(); err == nil {
+			return s, nil
+		}
+		if p.exited() {
+			return nil, p.failure()
+		}
+		if time.Now().After(deadline) {
+			p.stop(time.Second)
+			return nil, errors.New("wxsim not answering after 60s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type simCounts struct {
+	TerminateCalls int `json:"terminate_calls"`
+	QueryCalls     int `json:"query_calls"`
+}
+
+func (s *sim) counts() (simCounts, error) {
+	var c simCounts
+	resp, err := http.Get(s.url + "/sim/counts")
+	if err != nil {
+		return c, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return c, fmt.Errorf("sim counts: %s", resp.Status)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&c)
+	return c, err
+}
+
+// setFaults replaces the simulator's fault profile (see cmd/wxsim).
+func (s *sim) setFaults(profile string) error {
+	req, err := http.NewRequest(http.MethodPut, s.url+"/sim/faults", strings.NewReader(profile))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("sim faults: %s: %s", resp.Status, b)
+	}
+	return nil
+}
+
+// topics names one scenario's topics and consumer group.
+type topics struct {
+	requests, results, dlq, group string
+	partitions                    int
+}
+
+func (e *env) topics(scenario string, partitions int) topics {
+	base := "bench-" + e.runID + "-" + scenario
+	return topics{requests: base + "-requests", results: base + "-results", dlq: base + "-dlq", group: base + "-group", partitions: partitions}
+}
+
+// consumerProc is a running consumer process with its HTTP address.
+type consumerProc struct {
+	*proc
+	http string
+}
+
+// consumerArgs are the flags of a consumer on t calling the simulator s.
+func (e *env) consumerArgs(t topics, s *sim, httpAddr string, extra ...string) []string {
+	args := []string{
+		"-brokers", strings.Join(e.brokers, ","),
+		"-redis-addrs", e.redisAddr,
+		"-request-topic", t.requests, "-result-topic", t.results, "-dlq-topic", t.dlq, "-group", t.group,
+		"-dedupe-prefix", e.prefix,
+		"-mchid", e.keys.MchID,
+		"-mch-cert-serial", e.keys.MerchantCertSerial,
+		"-mch-private-key-file", filepath.Join(e.keysDir, wxsim.FileMerchantKey),
+		"-wechatpay-public-key-id", e.keys.PublicKeyID,
+		"-wechatpay-public-key-file", filepath.Join(e.keysDir, wxsim.FilePublicKey),
+		"-wechatpay-base-url", s.url, "-wechatpay-backup-url", s.url, "-wechatpay-global-url", s.url,
+		"-http-addr", httpAddr,
+		"-log-level", "warn",
+	}
+	return append(args, extra...)
+}
+
+// startConsumer runs the consumer binary (or the profiling copy, bin
+// "consumer-pprof") and waits until it has joined its group.
+func (e *env) startConsumer(ctx context.Context, bin string, t topics, s *sim, extraEnv []string, extra ...string) (*consumerProc, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc(bin, e.bin(bin), e.consumerArgs(t, s, addr, extra...), extraEnv...)
+	if err != nil {
+		return nil, err
+	}
+	c := &consumerProc{proc: p, http: "http://" + addr}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Get(c.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c, nil
+			}
+		}
+		if p.exited() {
+			return nil, p.failure()
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			p.stop(5 * time.Second)
+			return nil, fmt.Errorf("consumer not ready after 90s; stderr:\n%s", p.stderr.tail(15))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metric sums the samples of one metric (all its label sets) on the
+// consumer's /metrics.
+func (c *consumerProc) metric(name string) (float64, error) {
+	resp, err := http.Get(c.http + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var sum float64
+	found := false
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "{") {
+			continue
+		}
+		i := strings.LastIndexByte(rest, ' ')
+		v, err := strconv.ParseFloat(rest[i+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric %s: %w", name, err)
+		}
+		sum += v
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("metric %s not found", name)
+	}
+	return sum, sc.Err()
+}
+
+// meanCall is the mean WeChat Pay call duration the consumer measured.
+func (c *consumerProc) meanCall() time.Duration {
+	sum, err1 := c.metric("wxterm_wechat_call_duration_seconds_sum")
+	n, err2 := c.metric("wxterm_wechat_call_duration_seconds_count")
+	if err1 != nil || err2 != nil || n == 0 {
+		return 0
+	}
+	return time.Duration(sum / n * float64(time.Second))
+}
+
+// sampler reads one metric of a consumer periodically.
+type sampler struct {
+	stop, done chan struct{}
+	vals       []float64
+}
+
+func (c *consumerProc) sample(name string, every time.Duration) *sampler {
+	s := &sampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				if v, err := c.metric(name); err == nil {
+					s.vals = append(s.vals, v)
+				}
+			}
+		}
+	}()
+	return s
+}
+
+// finish stops sampling and returns the mean and the largest sample.
+func (s *sampler) finish() (mean, largest float64) {
+	close(s.stop)
+	<-s.done
+	for _, v := range s.vals {
+		mean += v
+		largest = max(largest, v)
+	}
+	if len(s.vals) > 0 {
+		mean /= float64(len(s.vals))
+	}
+	return mean, largest
+}
