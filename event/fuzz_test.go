@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/wxterm/wxterm/schemas"
@@ -42,6 +44,24 @@ func FuzzDecodeIntent(f *testing.F) {
 		}
 		if _, err := json.Marshal(in); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// The schema's patterns, to check the byte loops against.
+var (
+	requestIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+	contractRe  = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
+)
+
+// FuzzIDPatterns: the byte loops accept exactly what the patterns accept.
+func FuzzIDPatterns(f *testing.F) {
+	for _, s := range []string{"r1", "a-b.c:d_e", "-x", "", "ABC123", "合同", strings.Repeat("a", 129)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if validRequestID(s) != requestIDRe.MatchString(s) || validCode(s) != contractRe.MatchString(s) {
+			t.Fatalf("%q: loops say %v, %v; patterns say %v, %v", s, validRequestID(s), validCode(s), requestIDRe.MatchString(s), contractRe.MatchString(s))
 		}
 	})
 }

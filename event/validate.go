@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"regexp"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -154,10 +153,35 @@ func summarize(ve *jsonschema.ValidationError) string {
 	return strings.Join(leaves, "; ")
 }
 
-var (
-	requestIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-	contractRe  = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
-)
+// validRequestID and validCode check the schema's patterns for request_id
+// (^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$) and out_contract_code
+// (^[A-Za-z0-9]{1,64}$) with byte loops: they run on every message a replay
+// peeks at.
+func validRequestID[T string | []byte](s T) bool {
+	if len(s) == 0 || len(s) > 128 || !alnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '.' && c != '_' && c != ':' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func validCode[T string | []byte](s T) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !alnum(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func alnum(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
 
 // Identify extracts what an invalid intent still says about itself: the
 // request id and contract code, if both are present and well formed, so the
@@ -179,7 +203,7 @@ func Identify(b []byte, key []byte) (requestID, outContractCode string, ok bool)
 	if outContractCode == "" {
 		outContractCode = string(key)
 	}
-	if !requestIDRe.MatchString(requestID) || !contractRe.MatchString(outContractCode) {
+	if !validRequestID(requestID) || !validCode(outContractCode) {
 		return "", "", false
 	}
 	return requestID, outContractCode, true
@@ -254,7 +278,7 @@ func Peek(b, key []byte) (requestID, outContractCode string, ok bool) {
 		}
 		return "", "", false
 	}
-	if !seenReq || !seenCode || !requestIDRe.Match(req) || !contractRe.Match(code) ||
+	if !seenReq || !seenCode || !validRequestID(req) || !validCode(code) ||
 		(len(key) > 0 && string(key) != string(code)) || !json.Valid(b) {
 		return "", "", false
 	}

@@ -248,7 +248,9 @@ func (rp *replayPartition) run(ctx context.Context) error {
 	c := rp.c
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: c.opts.Brokers, Dialer: c.opts.Dialer, Topic: c.opts.RequestTopic, Partition: rp.r.Partition,
-		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: c.opts.FetchMaxWait, QueueCapacity: rp.opts.Batch,
+		// A replay reads a backlog that is there: a short long-poll keeps the
+		// last fetch (and Close, which waits for it) from idling at the end.
+		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: min(c.opts.FetchMaxWait, 20*time.Millisecond), QueueCapacity: rp.opts.Batch,
 	})
 	defer closeReader(reader)
 	if err := reader.SetOffset(rp.r.Start); err != nil {
