@@ -5,16 +5,19 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
 // The demo is the README's first command: it must run the real job on the
@@ -236,5 +239,70 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatal("consumer did not stop within 40s of SIGTERM")
+	}
+}
+
+func TestMerchantsFile(t *testing.T) {
+	dir := t.TempDir()
+	keys, err := wxsim.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	key, pub := filepath.Join(dir, wxsim.FileMerchantKey), filepath.Join(dir, wxsim.FilePublicKey)
+	write := func(body string) string {
+		p := filepath.Join(dir, "merchants.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	entry := func(mchid string, subs string) string {
+		return fmt.Sprintf(`{"mchid":%q,"cert_serial":%q,"private_key_file":%q,"public_key_id":%q,"public_key_file":%q,"sub_mchids":[%s]}`,
+			mchid, keys.MerchantCertSerial, key, keys.PublicKeyID, pub, subs)
+	}
+	tests := []struct {
+		name, body  string
+		args        []string
+		wantDefault string
+		wantSubs    map[string]int
+		wantErr     string
+	}{
+		{"two merchants", `{"default":"1900000109","merchants":[` + entry("1900000109", `"1900000201"`) + `,` + entry("1900000110", "") + `]}`,
+			nil, "1900000109", map[string]int{"1900000109": 1, "1900000110": 0}, ""},
+		{"one merchant is the default", `{"merchants":[` + entry("1900000109", "") + `]}`, nil, "1900000109", map[string]int{"1900000109": 0}, ""},
+		{"listed twice", `{"merchants":[` + entry("1", "") + `,` + entry("1", "") + `]}`, nil, "", nil, "listed twice"},
+		{"unknown field", `{"merchants":[],"extra":1}`, nil, "", nil, "unknown field"},
+		{"empty", `{"merchants":[]}`, nil, "", nil, "lists no merchants"},
+		{"bad key file", `{"merchants":[{"mchid":"1","private_key_file":"/nonexistent"}]}`, nil, "", nil, "cannot load a private key"},
+		{"with -mchid", `{"merchants":[]}`, []string{"-mchid", "1"}, "", nil, "not both"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parse(append([]string{"-merchants-file", write(tt.body)}, tt.args...), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, def, err := merchants(c)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v; want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if def != tt.wantDefault || len(ms) != len(tt.wantSubs) {
+				t.Fatalf("got default %q and %d merchants; want %q and %d", def, len(ms), tt.wantDefault, len(tt.wantSubs))
+			}
+			for id, n := range tt.wantSubs {
+				if m, ok := ms[id]; !ok || m.Client == nil || len(m.SubMchIDs) != n {
+					t.Errorf("merchant %s: got %+v; want a client and %d sub-merchants", id, m, n)
+				}
+			}
+		})
 	}
 }
