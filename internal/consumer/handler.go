@@ -299,7 +299,8 @@ func (c *Consumer) call(ctx context.Context, in event.Intent, src event.Source, 
 		case wxapi.Systemic:
 			if c.gate.trip(werr) {
 				c.opts.Metrics.Systemic.Set(1)
-				c.opts.Logger.Error("systemic WeChat Pay fault: holding all calls until it clears", "err", werr)
+				c.opts.Logger.Error("systemic WeChat Pay fault: holding all calls until it clears", "err", werr,
+					"request_id", in.RequestID, "out_contract_code", in.OutContractCode)
 			}
 			b.Reset() // time held by a systemic fault does not count against the retry budget
 			continue
@@ -505,7 +506,7 @@ func (c *Consumer) write(ctx context.Context, m kafka.Message) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c.opts.Logger.Warn("publish", "topic", m.Topic, "err", err)
+		c.opts.Logger.Warn("publish", "topic", m.Topic, "out_contract_code", string(m.Key), "err", err)
 		if !sleep(ctx, b.NextBackOff()) {
 			return ctx.Err()
 		}
