@@ -55,7 +55,7 @@ pick_port() {
     port_free "$want" || die "$var=$want is already in use on 127.0.0.1"
     echo "$want"; return
   fi
-  for p in "$def" $(shuf -i 20000-45000 -n 100); do
+  for p in "$def" $(shuf -i 20000-32000 -n 100); do # below the kernel's ephemeral ports (32768-)
     [[ " $* " == *" $p "* ]] && continue
     port_free "$p" && { echo "$p"; return; }
   done

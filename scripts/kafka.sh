@@ -49,7 +49,7 @@ pick_port() {
     port_free "$want" || die "$1=$want is already in use on 127.0.0.1"
     echo "$want"; return
   fi
-  for p in "$2" $(shuf -i 20000-45000 -n 100); do
+  for p in "$2" $(shuf -i 20000-32000 -n 100); do # below the kernel's ephemeral ports (32768-)
     [[ $p != "${3:-}" ]] && port_free "$p" && { echo "$p"; return; }
   done
   die "no free port found"

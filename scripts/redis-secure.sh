@@ -46,7 +46,7 @@ pick_port() {
     port_free "$REDIS_SECURE_PORT" || die "REDIS_SECURE_PORT=$REDIS_SECURE_PORT is already in use on 127.0.0.1"
     echo "$REDIS_SECURE_PORT"; return
   fi
-  for p in 16380 $(shuf -i 20000-45000 -n 100); do
+  for p in 16380 $(shuf -i 20000-32000 -n 100); do # below the kernel's ephemeral ports (32768-)
     port_free "$p" && { echo "$p"; return; }
   done
   die "no free port found"

@@ -37,7 +37,7 @@ pick_port() {
     port_free "$REDIS_PORT" || die "REDIS_PORT=$REDIS_PORT is already in use on 127.0.0.1"
     echo "$REDIS_PORT"; return
   fi
-  for p in 16379 $(shuf -i 20000-45000 -n 100); do
+  for p in 16379 $(shuf -i 20000-32000 -n 100); do # below the kernel's ephemeral ports (32768-)
     port_free "$p" && { echo "$p"; return; }
   done
   die "no free port found"
