@@ -90,7 +90,7 @@ func TestEveryAPITerminates(t *testing.T) {
 		if n := h.sim.TerminateCalls(simKeys[in.RequestID]); n != 1 {
 			t.Errorf("%s: simulator saw %d terminate calls; want 1", in.RequestID, n)
 		}
-		rec, err := h.store.Get(context.Background(), in.OutContractCode)
+		rec, err := h.published(in)
 		if err != nil || rec.State != dedupe.StateDone || rec.Kind != dedupe.KindTerminated || !rec.Published[in.RequestID] {
 			t.Errorf("%s: got record %+v, %v; want done, terminated, published", in.RequestID, rec, err)
 		}
@@ -286,7 +286,7 @@ func TestCrashBetweenStoreAndPublish(t *testing.T) {
 	if n := h.sim.TerminateCalls(key); n != 1 {
 		t.Errorf("simulator saw %d terminate calls; want 1 (the dead consumer's)", n)
 	}
-	rec, err := h.store.Get(ctx, in.OutContractCode)
+	rec, err := h.published(in)
 	if err != nil || !rec.Published[in.RequestID] {
 		t.Errorf("record %+v, %v: want it marked published", rec, err)
 	}

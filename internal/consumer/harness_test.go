@@ -301,3 +301,17 @@ func byRequest(events []event.Result) map[string][]event.Result {
 	}
 	return m
 }
+
+// published reads in's dedupe record once it is marked published, or after
+// a bound. The mark follows the publication, so a test that has just seen
+// the event may read the record a moment too early.
+func (h *harness) published(in event.Intent) (dedupe.Record, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, err := h.store.Get(context.Background(), in.OutContractCode)
+		if (err == nil && rec.Published[in.RequestID]) || time.Now().After(deadline) {
+			return rec, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
