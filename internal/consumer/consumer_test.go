@@ -148,9 +148,9 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	}
 	// One fault profile at a time, so each contract sees only its kinds.
 	for i, tc := range cases {
-		h.sim.SetFaults(wxsim.Faults{FailFirst: map[string]int{tc.code: 2}, Kinds: tc.kinds, AfterApply: tc.afterApply, HangFor: 2 * time.Second})
+		h.sim.SetFaults(wxsim.Faults{FailFirst: map[string]int{tc.code: 2}, Kinds: tc.kinds, AfterApply: tc.afterApply, HangFor: 3 * time.Second})
 		if i == 0 {
-			h.start(h.options(500 * time.Millisecond))
+			h.start(h.options(time.Second))
 		}
 		h.publish(ins[i])
 		h.waitFor(tc.code, waitLong, func(ev []event.Result, _ []kafka.Message) bool { return len(byRequest(ev)[ins[i].RequestID]) > 0 })
@@ -329,14 +329,14 @@ func TestSlowKeyDoesNotBlockItsPartition(t *testing.T) {
 	slow := intent(event.CreditRepayment, "SLOW1")
 	seed(h.sim, slow)
 	// The slow contract's first call hangs until the client times out.
-	h.sim.SetFaults(wxsim.Faults{FailFirst: map[string]int{"SLOW1": 1}, Kinds: []wxsim.FaultKind{wxsim.FaultTimeout}, HangFor: 10 * time.Second})
+	h.sim.SetFaults(wxsim.Faults{FailFirst: map[string]int{"SLOW1": 1}, Kinds: []wxsim.FaultKind{wxsim.FaultTimeout}, HangFor: 20 * time.Second})
 	ins := []event.Intent{slow}
 	for i := range 10 {
 		in := intent(event.CreditRepayment, fmt.Sprintf("FAST%d", i))
 		seed(h.sim, in)
 		ins = append(ins, in)
 	}
-	h.start(h.options(3 * time.Second))
+	h.start(h.options(8 * time.Second))
 	h.publish(ins...)
 	evs := h.waitEvents(len(ins), waitLong)
 	for i, e := range evs[:10] {
