@@ -35,16 +35,9 @@ func scenarios() []scenario {
 
 // killScenario: kill -9 of the consumer, restarted each time.
 func killScenario(ctx context.Context, r *runCtx) error {
-	r.setup(r.s.cfg.intents)
 	// A little latency keeps calls in flight, so that kills land mid-call.
-	if err := r.s.simFaults(ctx, `{"latency":"10ms"}`); err != nil {
-		return err
-	}
-	c, err := r.startConsumer()
+	c, err := r.begin(ctx, r.s.cfg.intents, `{"latency":"10ms"}`)
 	if err != nil {
-		return err
-	}
-	if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
 		return err
 	}
 	pub := r.publishAsync(ctx, 50, 100*time.Millisecond)
@@ -90,15 +83,8 @@ func killScenario(ctx context.Context, r *runCtx) error {
 
 // redisScenario: Redis stopped for 20 s mid-run.
 func redisScenario(ctx context.Context, r *runCtx) error {
-	r.setup(r.s.cfg.intents)
-	if err := r.s.simFaults(ctx, `{"latency":"10ms"}`); err != nil {
-		return err
-	}
-	c, err := r.startConsumer()
+	c, err := r.begin(ctx, r.s.cfg.intents, `{"latency":"10ms"}`)
 	if err != nil {
-		return err
-	}
-	if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
 		return err
 	}
 	// Paced, so that intents keep arriving while Redis is away.
@@ -174,15 +160,7 @@ func redisScenario(ctx context.Context, r *runCtx) error {
 
 // kafkaScenario: the broker restarted mid-run.
 func kafkaScenario(ctx context.Context, r *runCtx) error {
-	r.setup(r.s.cfg.intents)
-	if err := r.s.simFaults(ctx, `{"latency":"10ms"}`); err != nil {
-		return err
-	}
-	c, err := r.startConsumer()
-	if err != nil {
-		return err
-	}
-	if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
+	if _, err := r.begin(ctx, r.s.cfg.intents, `{"latency":"10ms"}`); err != nil {
 		return err
 	}
 	// Paced, so that the restart comes mid-run; the suite's producer
@@ -204,16 +182,8 @@ func kafkaScenario(ctx context.Context, r *runCtx) error {
 
 // wechatScenario: 30% of WeChat Pay calls fail transiently.
 func wechatScenario(ctx context.Context, r *runCtx) error {
-	r.setup(r.s.cfg.intents)
 	const kinds = `"kinds":["http500","http503","http429","timeout","drop"],"hang_for":"5s"`
-	if err := r.s.simFaults(ctx, `{"rate":0.3,`+kinds+`}`); err != nil {
-		return err
-	}
-	c, err := r.startConsumer()
-	if err != nil {
-		return err
-	}
-	if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
+	if _, err := r.begin(ctx, r.s.cfg.intents, `{"rate":0.3,`+kinds+`}`); err != nil {
 		return err
 	}
 	pub := r.publishAsync(ctx, 20, 100*time.Millisecond)
@@ -609,15 +579,8 @@ func lineWith(s, prefix string) string {
 
 // sigtermScenario: graceful shutdown with work in flight.
 func sigtermScenario(ctx context.Context, r *runCtx) error {
-	r.setup(r.s.cfg.small)
-	if err := r.s.simFaults(ctx, `{"latency":"50ms"}`); err != nil {
-		return err
-	}
-	c, err := r.startConsumer()
+	c, err := r.begin(ctx, r.s.cfg.small, `{"latency":"50ms"}`)
 	if err != nil {
-		return err
-	}
-	if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
 		return err
 	}
 	pub := r.publishAsync(ctx, 20, 100*time.Millisecond)
@@ -649,4 +612,21 @@ func sigtermScenario(ctx context.Context, r *runCtx) error {
 	}
 	r.notef("%s answered the rest in %.1fs", c2.name, time.Since(start).Seconds())
 	return <-pub
+}
+
+// begin sets a scenario up with n intents and the simulator fault profile
+// faults, and starts one consumer, ready to work.
+func (r *runCtx) begin(ctx context.Context, n int, faults string) (*consumerProc, error) {
+	r.setup(n)
+	if err := r.s.simFaults(ctx, faults); err != nil {
+		return nil, err
+	}
+	c, err := r.startConsumer()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
