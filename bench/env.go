@@ -372,7 +372,8 @@ func (e *env) startConsumer(ctx context.Context, bin string, t topics, s *sim, e
 }
 
 // metric sums the samples of one metric (all its label sets) on the
-// consumer's /metrics.
+// consumer's /metrics; a name with labels, as in m{stage="claim"}, reads
+// that series alone.
 func (c *consumerProc) metric(name string) (float64, error) {
 	resp, err := http.Get(c.http + "/metrics")
 	if err != nil {
@@ -389,7 +390,7 @@ func (c *consumerProc) metric(name string) (float64, error) {
 			continue
 		}
 		rest := line[len(name):]
-		if !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "{") {
+		if !strings.HasPrefix(rest, " ") && (strings.HasSuffix(name, "}") || !strings.HasPrefix(rest, "{")) {
 			continue
 		}
 		i := strings.LastIndexByte(rest, ' ')
@@ -414,6 +415,21 @@ func (c *consumerProc) meanCall() time.Duration {
 		return 0
 	}
 	return time.Duration(sum / n * float64(time.Second))
+}
+
+// stages is the mean time an intent spent in each step around the call
+// (wxterm_stage_duration_seconds), as "claim 1.2 ms, store ...".
+func (c *consumerProc) stages() string {
+	var parts []string
+	for _, st := range []string{"claim", "store", "publish", "mark"} {
+		sum, err1 := c.metric(`wxterm_stage_duration_seconds_sum{stage="` + st + `"}`)
+		n, err2 := c.metric(`wxterm_stage_duration_seconds_count{stage="` + st + `"}`)
+		if err1 != nil || err2 != nil || n == 0 {
+			continue
+		}
+		parts = append(parts, st+" "+ms(time.Duration(sum/n*float64(time.Second))))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // sampler reads one metric of a consumer periodically.

@@ -120,7 +120,7 @@ func (b *bench) scenarioA(ctx context.Context) error {
 	}
 	cpu1, simCPU1, m1 := cpuOf(c.proc), cpuOf(s.proc), readCPU()
 	_, hwm, _ := c.mem()
-	meanCall := c.meanCall()
+	meanCall, stages := c.meanCall(), c.stages()
 	c.stop(25 * time.Second)
 	if err := checkTerminated(rs); err != nil {
 		return err
@@ -164,6 +164,7 @@ func (b *bench) scenarioA(ctx context.Context) error {
 		meanInFlight, parts*mif, parts*mif, ms(slot), ms(meanCall), lat, ms(slot-meanCall), verdict, busy, runtime.NumCPU(), need, us(perC), us(perS), 1000/base, lat)
 	d.addf("intents in flight (sampled every 250 ms): %.1f on average of %d; so each intent held its slot %s, of which %s in the WeChat Pay call as the consumer timed it (simulated latency %s) and %s in the rest (claim, store, publish, mark)",
 		meanInFlight, parts*mif, ms(slot), ms(meanCall), lat, ms(slot-meanCall))
+	d.addf("the rest by step, mean per intent as the consumer timed it (wxterm_stage_duration_seconds): %s", stages)
 	return nil
 }
 
@@ -618,7 +619,7 @@ func (b *bench) scenarioE(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	meanCall := c.meanCall()
+	meanCall, stages := c.meanCall(), c.stages()
 	m1 := readCPU()
 	c.stop(25 * time.Second)
 	if err := checkTerminated(rs); err != nil {
@@ -638,7 +639,7 @@ func (b *bench) scenarioE(ctx context.Context) error {
 	d.addf("%d intents published one by one at %.0f/s; latency = when the bench read the result − when it published the intent", len(lats), r)
 	d.addf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s (API latency %s, so the consumer, Kafka and Redis add %s at p50 and %s at p99)",
 		ms(p50), ms(pct(lats, 0.90)), ms(p99), ms(pct(lats, 0.999)), ms(lats[len(lats)-1]), lat, ms(p50-lat), ms(p99-lat))
-	d.addf("mean WeChat Pay call as the consumer timed it: %s", ms(meanCall))
+	d.addf("mean WeChat Pay call as the consumer timed it: %s; the steps around it: %s", ms(meanCall), stages)
 	why := "the machine was not saturated, so the tail is the consumer's and its services'"
 	if busy := busyCores(m0, m1); busy >= 0.75*float64(runtime.NumCPU()) {
 		why = "on a busy machine every hop (producer, broker, consumer, Redis, simulator, broker, reader) waits for a CPU"

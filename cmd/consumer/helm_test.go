@@ -740,7 +740,7 @@ func TestHelmSelectorsAndCRDs(t *testing.T) {
 // helmMetrics are the metric names the dashboard and the alerts may use
 // (wxterm_ready is registered by main, the others by consumer.NewMetrics).
 var helmMetrics = []string{
-	"wxterm_intents_consumed_total", "wxterm_outcomes_total", "wxterm_wechat_call_duration_seconds",
+	"wxterm_intents_consumed_total", "wxterm_outcomes_total", "wxterm_wechat_call_duration_seconds", "wxterm_stage_duration_seconds",
 	"wxterm_retries_total", "wxterm_dedupe_hits_total", "wxterm_in_flight", "wxterm_commit_lag",
 	"wxterm_dead_letters_total", "wxterm_ready", "wxterm_systemic_fault",
 }

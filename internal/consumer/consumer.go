@@ -35,7 +35,7 @@ type Consumer struct {
 	opts     Options
 	instance string // prefix of this process's dedupe owner tokens
 	seq      atomic.Uint64
-	writer   *kafka.Writer
+	pub      *publisher
 	gate     *gate
 	stats    Stats
 
@@ -98,17 +98,7 @@ func New(opts Options) (*Consumer, error) {
 		apis:      apis,
 		instance:  hex.EncodeToString(id[:]),
 		gate:      newGate(opts.SystemicProbeInterval, opts.Now),
-		writer: &kafka.Writer{
-			Addr:                   kafka.TCP(opts.Brokers...),
-			Balancer:               kafka.Murmur2Balancer{}, // same partition for a key as Java clients
-			RequiredAcks:           kafka.RequireAll,
-			BatchTimeout:           2 * time.Millisecond,
-			BatchSize:              256,
-			WriteTimeout:           10 * time.Second,
-			MaxAttempts:            3,
-			AllowAutoTopicCreation: false,
-			Transport:              transport,
-		},
+		pub:       newPublisher(opts.Brokers, transport, 10*time.Second),
 	}, nil
 }
 
@@ -163,10 +153,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// then drain (bounded by ShutdownTimeout) before Close returns.
 		_ = group.Close()
 	}()
-	defer func() {
-		close(stopped)
-		_ = c.writer.Close()
-	}()
+	defer close(stopped)
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {

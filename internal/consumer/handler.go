@@ -113,6 +113,7 @@ func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Sourc
 }) (bool, error) {
 	owner := c.owner()
 	var cl dedupe.Claim
+	start := time.Now()
 	for {
 		var err error
 		cl, err = retryStore(ctx, c, func() (dedupe.Claim, error) {
@@ -122,6 +123,7 @@ func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Sourc
 			return false, err
 		}
 		if cl.Status != dedupe.Busy {
+			c.opts.Metrics.observeStage(stageClaim, start)
 			break
 		}
 		// Another worker holds a live lease (a replica that still has the
@@ -186,9 +188,11 @@ func (c *Consumer) process(ctx context.Context, in event.Intent, src event.Sourc
 	}
 	// Store the outcome before publishing: a crash between the two leaves a
 	// record that the next delivery publishes without calling WeChat Pay.
+	start = time.Now()
 	_, err = retryStore(ctx, c, func() (struct{}, error) {
 		return struct{}{}, c.opts.Store.Complete(ctx, in.OutContractCode, in.RequestID, owner, kind, b)
 	})
+	c.opts.Metrics.observeStage(stageStore, start)
 	if errors.Is(err, dedupe.ErrNotOwner) {
 		return false, errLostClaim
 	}
@@ -453,10 +457,13 @@ func (c *Consumer) publish(ctx context.Context, r event.Result, in *event.Intent
 // publishRaw publishes r, encoded as b, and marks it published.
 func (c *Consumer) publishRaw(ctx context.Context, r *event.Result, b []byte) (bool, error) {
 	code, requestID := r.OutContractCode, r.RequestID
+	start := time.Now()
 	if err := c.write(ctx, c.result(r.EventType, code, b)); err != nil {
 		return false, err
 	}
+	c.opts.Metrics.observeStage(stagePublish, start)
 	c.count(r)
+	start = time.Now()
 	// The result is durable in Kafka, so the offset may be committed even if
 	// marking fails: a later duplicate would republish the same event_id.
 	_, _ = retryStore(ctx, c, func() (struct{}, error) {
@@ -466,6 +473,7 @@ func (c *Consumer) publishRaw(ctx context.Context, r *event.Result, b []byte) (b
 		}
 		return struct{}{}, err
 	})
+	c.opts.Metrics.observeStage(stageMark, start)
 	return true, nil
 }
 
@@ -499,7 +507,7 @@ func (c *Consumer) write(ctx context.Context, m kafka.Message) error {
 	b := c.opts.Retry.backoff()
 	b.MaxElapsedTime = 0 // never give up on publishing: the intent is not done until it is
 	for {
-		err := c.writer.WriteMessages(ctx, m)
+		err := c.pub.write(ctx, m)
 		if err == nil {
 			return nil
 		}

@@ -16,6 +16,7 @@ type Metrics struct {
 	Consumed     prometheus.Counter
 	Outcomes     *prometheus.CounterVec   // api, event_type, reason
 	CallDuration *prometheus.HistogramVec // api, op, status
+	Stage        *prometheus.HistogramVec // stage: where an intent's time goes besides the call
 	Retries      *prometheus.CounterVec   // api
 	DedupeHits   *prometheus.CounterVec   // status: duplicate, unpublished, terminated_other
 	InFlight     prometheus.Gauge
@@ -35,6 +36,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wxterm_wechat_call_duration_seconds",
 			Help:    "WeChat Pay call latency by API, operation and HTTP status (\"error\" without an answer).",
 			Buckets: []float64{.01, .025, .05, .1, .2, .3, .5, .75, 1, 2, 5, 10}}, []string{"api", "op", "status"}),
+		Stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wxterm_stage_duration_seconds",
+			Help:    "Time an intent spends in each step around the WeChat Pay call: claim and store (dedupe scripts), publish (Kafka, acks=all), mark (dedupe published flag).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}, []string{"stage"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxterm_retries_total",
 			Help: "Transient WeChat Pay failures retried, by API."}, []string{"api"}),
 		DedupeHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxterm_dedupe_hits_total",
@@ -50,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while a systemic WeChat Pay fault holds all calls."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic)
+		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Stage, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic)
 	}
 	return m
 }
@@ -66,4 +70,16 @@ func (m *Metrics) observeCall(api wxapi.API, op string, start time.Time, err err
 		status = "error"
 	}
 	m.CallDuration.WithLabelValues(string(api), op, status).Observe(time.Since(start).Seconds())
+}
+
+// Stages of an intent, the Stage histogram's label values.
+const (
+	stageClaim   = "claim"
+	stageStore   = "store"
+	stagePublish = "publish"
+	stageMark    = "mark"
+)
+
+func (m *Metrics) observeStage(stage string, start time.Time) {
+	m.Stage.WithLabelValues(stage).Observe(time.Since(start).Seconds())
 }

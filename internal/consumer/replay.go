@@ -173,7 +173,6 @@ func (c *Consumer) Replay(ctx context.Context, ranges []PartitionRange, opts Rep
 	if opts.Batch <= 0 {
 		opts.Batch = 500
 	}
-	defer c.writer.Close()
 	var total int64
 	for _, r := range ranges {
 		total += r.Messages()
