@@ -19,8 +19,8 @@ import (
 // publish with acks=all, mark published, commit). It runs in the bench
 // process against the same simulator, Redis and Kafka, and stops after n
 // messages. It does not retry: the benchmark injects no faults into it.
-func (e *env) runBaseline(ctx context.Context, t topics, simURL string, n int) error {
-	client, err := wxapi.New(e.keys.ClientConfig(simURL))
+func (e *env) runBaseline(ctx context.Context, t topics, s *sim, n int) error {
+	client, err := wxapi.New(s.keys.ClientConfig(s.url))
 	if err != nil {
 		return err
 	}

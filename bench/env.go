@@ -36,7 +36,12 @@ type env struct {
 	runID     string // makes topics, groups and contract codes unique
 	prefix    string // dedupe key prefix of this run
 	keys      *wxsim.Keys
-	rdb       *redis.Client
+	// lightKeysDir holds keys with the same merchant key and a smaller
+	// WeChat Pay key (-sim-platform-key-bits), for simulators started with
+	// startLightSim.
+	lightKeys    *wxsim.Keys
+	lightKeysDir string
+	rdb          *redis.Client
 	store     *dedupe.Store
 }
 
@@ -236,20 +241,35 @@ func freeAddr() (string, error) {
 // sim is a running simulator process.
 type sim struct {
 	*proc
-	url string
+	url     string
+	keys    *wxsim.Keys
+	keysDir string // where keys are: the consumer reads the WeChat Pay public key there
+	bits    int    // size of its signing key
 }
 
-// startSim runs cmd/wxsim with the shared keys and a fixed latency.
+// startSim runs cmd/wxsim with the shared keys (RSA-2048 on both sides) and a
+// fixed latency.
 func (e *env) startSim(latency time.Duration) (*sim, error) {
+	return e.runSim(latency, e.keys, e.keysDir)
+}
+
+// startLightSim is startSim with the simulator signing its answers with an
+// -sim-platform-key-bits key. The consumer still signs with its RSA-2048
+// merchant key.
+func (e *env) startLightSim(latency time.Duration) (*sim, error) {
+	return e.runSim(latency, e.lightKeys, e.lightKeysDir)
+}
+
+func (e *env) runSim(latency time.Duration, keys *wxsim.Keys, keysDir string) (*sim, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("wxsim", e.bin("wxsim"), []string{"-addr", addr, "-keys-dir", e.keysDir, "-latency", latency.String()})
+	p, err := startProc("wxsim", e.bin("wxsim"), []string{"-addr", addr, "-keys-dir", keysDir, "-latency", latency.String()})
 	if err != nil {
 		return nil, err
 	}
-	s := &sim{proc: p, url: "http://" + addr}
+	s := &sim{proc: p, url: "http://" + addr, keys: keys, keysDir: keysDir, bits: keys.PlatformKey.N.BitLen()}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := s.counts(); err == nil {
@@ -331,7 +351,7 @@ func (e *env) consumerArgs(t topics, s *sim, httpAddr string, extra ...string) [
 		"-mch-cert-serial", e.keys.MerchantCertSerial,
 		"-mch-private-key-file", filepath.Join(e.keysDir, wxsim.FileMerchantKey),
 		"-wechatpay-public-key-id", e.keys.PublicKeyID,
-		"-wechatpay-public-key-file", filepath.Join(e.keysDir, wxsim.FilePublicKey),
+		"-wechatpay-public-key-file", filepath.Join(s.keysDir, wxsim.FilePublicKey),
 		"-wechatpay-base-url", s.url, "-wechatpay-backup-url", s.url, "-wechatpay-global-url", s.url,
 		"-http-addr", httpAddr,
 		"-log-level", "warn",

@@ -39,6 +39,8 @@ type config struct {
 	quick                                                     bool
 	log                                                       io.Writer
 
+	simKeyBits  int
+	aCompare    bool
 	partitions, maxInFlight int
 	latency                 time.Duration
 
@@ -91,6 +93,8 @@ func parseFlags(args []string) (config, error) {
 
 	fs.IntVar(&c.partitions, "partitions", 8, "partitions of each request topic")
 	fs.IntVar(&c.maxInFlight, "max-in-flight", 4, "consumer -max-in-flight (per partition) in scenarios a, e and rate")
+	fs.IntVar(&c.simKeyBits, "sim-platform-key-bits", 1024, "scenarios a, e and rate: size of the RSA key the simulator signs its answers with (b, c, d: 2048); the consumer signs with RSA-2048 always")
+	fs.BoolVar(&c.aCompare, "a-compare-2048", true, "scenario a: run the consumer once more against a simulator signing with RSA-2048, for reference")
 	fs.DurationVar(&c.latency, "latency", 100*time.Millisecond, "simulated API latency in scenarios a, e and rate")
 	fs.IntVar(&c.aIntents, "a-intents", 0, "scenario a: intents (default 5000; quick 800)")
 	fs.IntVar(&c.baselineIntents, "baseline-intents", 0, "scenario a: intents for the sequential baseline (default 150; quick 25)")
@@ -200,7 +204,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	}
 	rep.scenarioSettings = []string{
 		fmt.Sprintf("%d partitions per request topic", cfg.partitions),
-		fmt.Sprintf("a, e, rate: API latency %s, `-max-in-flight %d`", cfg.latency, cfg.maxInFlight),
+		fmt.Sprintf("a, e, rate: API latency %s, `-max-in-flight %d`, the simulator signs with RSA-%d (`-sim-platform-key-bits`; a also once with RSA-2048 for reference); b, c, d: RSA-2048; the consumer signs with RSA-2048 always", cfg.latency, cfg.maxInFlight, cfg.simKeyBits),
 		fmt.Sprintf("a: %d intents, baseline %d", cfg.aIntents, cfg.baselineIntents),
 		fmt.Sprintf("b: %d intents, %d signatures", cfg.bIntents, cfg.rsaSigs),
 		fmt.Sprintf("c: %d intents", cfg.cIntents),
@@ -299,6 +303,16 @@ func setup(ctx context.Context, cfg config) (*env, error) {
 			return nil, err
 		}
 	}
+	lightDir := keysDir + fmt.Sprintf("-platform-%d", cfg.simKeyBits)
+	lk, err := wxsim.ReadKeys(lightDir)
+	if err != nil || lk.MerchantKey.N.Cmp(keys.MerchantKey.N) != 0 || lk.PlatformKey.N.BitLen() != cfg.simKeyBits {
+		if lk, err = keys.WithPlatformKeyBits(cfg.simKeyBits); err != nil {
+			return nil, err
+		}
+		if err := lk.WriteFiles(lightDir); err != nil {
+			return nil, err
+		}
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.redis, ContextTimeoutEnabled: true, PoolSize: 64})
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -317,6 +331,7 @@ func setup(ctx context.Context, cfg config) (*env, error) {
 	workDir, _ := filepath.Abs(cfg.workDir)
 	return &env{
 		brokers: strings.Split(cfg.kafka, ","), redisAddr: cfg.redis, binDir: binDir, keysDir: keysDir, workDir: workDir,
+		lightKeys: lk, lightKeysDir: lightDir,
 		runID: runID, prefix: prefix, keys: keys, rdb: rdb, store: store,
 	}, nil
 }
