@@ -88,7 +88,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.dedupeTTL, "dedupe-ttl", 30*24*time.Hour, "how long a dedupe record lives; keep it at least the request topic's retention")
 	fs.DurationVar(&c.lease, "lease", 30*time.Second, "how long a claim on a contract stays exclusive without renewal")
 
-	fs.IntVar(&c.opts.MaxInFlight, "max-in-flight", 64, "intents worked on at once per partition (bounds memory)")
+	fs.IntVar(&c.opts.MaxInFlight, "max-in-flight", 64, "WeChat Pay requests on the wire per partition; a quarter more intents are worked on at once (bounds memory)")
 	fs.DurationVar(&c.opts.CommitInterval, "commit-interval", 200*time.Millisecond, "how often finished offsets are committed")
 	fs.DurationVar(&c.opts.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a stop or revocation waits for in-flight intents")
 	fs.DurationVar(&c.opts.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")

@@ -757,7 +757,7 @@ func checkHelmPromQL(expr string) error {
 	for _, n := range names {
 		base := n
 		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-			if b, ok := strings.CutSuffix(n, suffix); ok && b == "wxterm_wechat_call_duration_seconds" {
+			if b, ok := strings.CutSuffix(n, suffix); ok && (b == "wxterm_wechat_call_duration_seconds" || b == "wxterm_stage_duration_seconds") {
 				base = b
 			}
 		}

@@ -498,3 +498,28 @@ func TestRetriesExhausted(t *testing.T) {
 		t.Errorf("got %d terminations; want 0", n)
 	}
 }
+
+// -max-in-flight bounds the WeChat Pay requests on the wire per partition,
+// while a few more intents are worked on around them.
+func TestMaxInFlightBoundsCalls(t *testing.T) {
+	h := newHarness(t, harnessOpts{partitions: 1})
+	const n, limit = 60, 3
+	var ins []event.Intent
+	for i := range n {
+		in := intent(event.CreditRepayment, fmt.Sprintf("MF%03d", i))
+		seed(h.sim, in)
+		ins = append(ins, in)
+	}
+	h.sim.SetFaults(wxsim.Faults{Latency: 30 * time.Millisecond})
+	opts := h.options(0)
+	opts.MaxInFlight = limit
+	h.start(opts)
+	h.publish(ins...)
+	evs := h.waitEvents(n, waitLong)
+	if got := len(byRequest(evs)); got != n {
+		t.Fatalf("%d intents answered; want %d", got, n)
+	}
+	if p := h.sim.PeakConcurrent(); p > limit || p < 2 {
+		t.Errorf("at most %d calls at WeChat Pay at once; want between 2 and -max-in-flight %d", p, limit)
+	}
+}

@@ -25,8 +25,10 @@ type Options struct {
 	ResultTopic  string             // default "contract-termination.results"
 	DLQTopic     string             // default "contract-termination.dlq"
 
-	// MaxInFlight bounds the messages of one partition being worked on at
-	// once (and so memory). Default 64.
+	// MaxInFlight bounds the WeChat Pay requests on the wire for one
+	// partition. A quarter more messages (plus one) are worked on at once, so
+	// that claiming, storing and publishing overlap the calls; that bounds
+	// memory. Default 64.
 	MaxInFlight int
 	// CommitInterval is how often finished offsets are committed. Default 200ms.
 	CommitInterval time.Duration

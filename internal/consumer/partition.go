@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
 // partition works through one assigned partition for one generation.
@@ -18,11 +20,12 @@ type partition struct {
 	id      int
 	start   int64
 	tracker *tracker
-	slots   chan struct{} // one per message in flight
+	slots   chan struct{} // one per message being worked on
+	calls   chan struct{} // one per WeChat Pay request on the wire (wxapi.WithCallSlots)
 
 	reader *kafka.Reader
 
-	jobs chan lane // lanes to start, served by MaxInFlight workers
+	jobs chan lane // lanes to start, served by one worker per slot
 
 	mu        sync.Mutex
 	lanes     map[string][]kafka.Message // per key: queued behind the running one
@@ -37,11 +40,18 @@ type lane struct {
 	m   kafka.Message // the first; later ones queue in partition.lanes
 }
 
+// intentsPerPartition is how many messages of a partition are worked on at
+// once for maxInFlight WeChat Pay requests on the wire: a quarter more, so
+// that while some intents are claimed, stored and published others keep
+// every request slot busy.
+func intentsPerPartition(maxInFlight int) int { return maxInFlight + maxInFlight/4 + 1 }
+
 func (c *Consumer) newPartition(gen *kafka.Generation, id int, start int64) *partition {
+	n := intentsPerPartition(c.opts.MaxInFlight)
 	return &partition{
 		c: c, gen: gen, topic: c.opts.RequestTopic, id: id, start: start,
-		tracker: newTracker(), slots: make(chan struct{}, c.opts.MaxInFlight),
-		jobs:  make(chan lane, c.opts.MaxInFlight),
+		tracker: newTracker(), slots: make(chan struct{}, n), calls: make(chan struct{}, c.opts.MaxInFlight),
+		jobs:  make(chan lane, n),
 		lanes: make(map[string][]kafka.Message), committed: -1,
 	}
 }
@@ -52,7 +62,7 @@ func (c *Consumer) newPartition(gen *kafka.Generation, id int, start int64) *par
 // RSA call chain every time.
 func (p *partition) startWorkers() (stop func()) {
 	var wg sync.WaitGroup
-	for range p.c.opts.MaxInFlight {
+	for range cap(p.slots) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -81,7 +91,7 @@ func (p *partition) run(genCtx context.Context) {
 		MinBytes:  1,
 		MaxBytes:  1 << 20,
 		MaxWait:   p.c.opts.FetchMaxWait,
-		// The reader's own queue adds to MaxInFlight; keep it small so memory
+		// The reader's own queue adds to the slots; keep it small so memory
 		// stays bounded whatever the backlog.
 		QueueCapacity: 64,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
@@ -96,6 +106,7 @@ func (p *partition) run(genCtx context.Context) {
 	}
 	workCtx, cancelWork := context.WithCancel(context.Background())
 	defer cancelWork()
+	workCtx = wxapi.WithCallSlots(workCtx, p.calls)
 	stopWorkers := p.startWorkers()
 	defer stopWorkers()
 
@@ -172,8 +183,8 @@ func (p *partition) dispatch(ctx context.Context, m kafka.Message) {
 	p.lanes[key] = nil
 	p.mu.Unlock()
 	p.wg.Add(1)
-	// Never blocks: a lane holds at least one of MaxInFlight slots, and
-	// jobs has room for MaxInFlight.
+	// Never blocks: a lane holds at least one slot, and jobs has room for
+	// as many lanes as there are slots.
 	p.jobs <- lane{ctx: ctx, key: key, m: m}
 }
 

@@ -41,7 +41,7 @@ func (t *tracker) committable() (off int64, ok bool) {
 		return 0, false
 	}
 	off = t.next
-	// The map holds at most MaxInFlight entries, so a scan is cheaper than
+	// The map holds at most a partition's slots' worth of entries, so a scan is cheaper than
 	// keeping a heap in step with out-of-order completions.
 	for p := range t.pending {
 		if p < off {

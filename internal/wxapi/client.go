@@ -135,7 +135,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("wxapi: %w", err)
 	}
 	sdk, err := core.NewClientWithDialSettings(context.Background(), &core.DialSettings{
-		HTTPClient: cfg.HTTPClient,
+		HTTPClient: withSlots(cfg.HTTPClient),
 		Signer: stateSigner{&signers.SHA256WithRSASigner{
 			MchID: cfg.MchID, CertificateSerialNo: cfg.CertSerial, PrivateKey: cfg.PrivateKey,
 		}},

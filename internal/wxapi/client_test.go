@@ -511,6 +511,63 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
+// WithCallSlots bounds the requests on the wire, not the calls: with 4
+// slots, 40 calls of 30 ms latency never have more than 4 at the server, and
+// a call whose context ends while it waits for a slot is not sent.
+func TestCallSlots(t *testing.T) {
+	k := keys(t)
+	opts := k.SimOptions()
+	opts.AutoCreate = true
+	opts.Latency = 30 * time.Millisecond
+	sim := wxsim.New(opts)
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	client, err := wxapi.New(k.ClientConfig(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := make(chan struct{}, 4)
+	ctx := wxapi.WithCallSlots(context.Background(), slots)
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			r := wxapi.Request{API: wxapi.CreditRepayment, OutContractCode: fmt.Sprintf("S%d", i), Remark: "r"}
+			_, err := client.Terminate(ctx, r)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if p := sim.PeakConcurrent(); p > cap(slots) || p < 2 {
+		t.Errorf("at most %d calls at the server at once; want between 2 and the %d slots", p, cap(slots))
+	}
+	if len(slots) != 0 {
+		t.Errorf("%d slots still held after every call returned", len(slots))
+	}
+
+	// Every slot taken: a call waits, and its context ending stops it unsent.
+	for range cap(slots) {
+		slots <- struct{}{}
+	}
+	before := sim.TotalTerminateCalls()
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = client.Terminate(short, wxapi.Request{API: wxapi.CreditRepayment, OutContractCode: "S-wait", Remark: "r"})
+	if err == nil || wxErr(t, err).Sent {
+		t.Errorf("call without a free slot: got %v; want an error, not sent", err)
+	}
+	if got := sim.TotalTerminateCalls(); got != before {
+		t.Errorf("%d calls reached the server while every slot was held; want 0", got-before)
+	}
+}
+
 func TestAPIValid(t *testing.T) {
 	for a, want := range map[wxapi.API]bool{
 		wxapi.CreditRepayment: true, wxapi.PapayPartner: true, wxapi.PapayDirect: true, wxapi.GlobalPapay: true,

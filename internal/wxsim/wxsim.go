@@ -58,6 +58,7 @@ type Server struct {
 
 	terminateCalls, queryCalls atomic.Int64
 	requestID                  atomic.Uint64
+	open, peak                 atomic.Int64 // calls being served now, and at most
 
 	mu     sync.Mutex
 	byCode map[string]*Contract // credit_repayment and papay_* contracts by out_contract_code
@@ -202,6 +203,10 @@ func (s *Server) endpoint(api wxapi.API, terminate bool) http.HandlerFunc {
 // serve runs one call: count it, pick a fault, wait, verify the signature,
 // process it, and answer.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, raw []byte, in *input) {
+	n := s.open.Add(1)
+	defer s.open.Add(-1)
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+	}
 	kind, f := s.admit(in)
 	if !sleep(r.Context(), s.opts.Latency+f.Latency) {
 		return // the client is gone
@@ -275,6 +280,9 @@ type Counts struct {
 	Calls          map[string]int `json:"calls"`        // terminate requests per contract key
 	Terminations   map[string]int `json:"terminations"` // effective→terminated transitions per contract key
 }
+
+// PeakConcurrent is the most calls the server has served at once.
+func (s *Server) PeakConcurrent() int { return int(s.peak.Load()) }
 
 // Counts returns a snapshot of the call counters.
 func (s *Server) Counts() Counts {
