@@ -287,8 +287,10 @@ func (e *env) runSim(latency time.Duration, keys *wxsim.Keys, keysDir string) (*
 }
 
 type simCounts struct {
-	TerminateCalls int `json:"terminate_calls"`
-	QueryCalls     int `json:"query_calls"`
+	TerminateCalls int     `json:"terminate_calls"`
+	QueryCalls     int     `json:"query_calls"`
+	PeakConcurrent int     `json:"peak_concurrent"`
+	ServedSeconds  float64 `json:"served_seconds"`
 }
 
 func (s *sim) counts() (simCounts, error) {

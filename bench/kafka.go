@@ -148,6 +148,7 @@ func (e *env) produce(ctx context.Context, topic, scenario string, first, n int)
 type result struct {
 	code, eventType, reason string
 	ts                      time.Time // Kafka timestamp: when the consumer's writer sent it
+	occurred                time.Time // the event's occurred_at: when the consumer had the call's outcome
 	recv                    time.Time // when the bench read it
 }
 
@@ -191,13 +192,14 @@ func (e *env) startCollector(ctx context.Context, t topics) *collector {
 				var v struct {
 					EventType       string `json:"event_type"`
 					OutContractCode string `json:"out_contract_code"`
-					Reason          string `json:"reason"`
+					Reason          string    `json:"reason"`
+					OccurredAt      time.Time `json:"occurred_at"`
 				}
 				if err := json.Unmarshal(m.Value, &v); err != nil {
 					c.fail(fmt.Errorf("result at %d/%d: %w", m.Partition, m.Offset, err))
 					continue
 				}
-				c.add(result{code: v.OutContractCode, eventType: v.EventType, reason: v.Reason, ts: m.Time, recv: now})
+				c.add(result{code: v.OutContractCode, eventType: v.EventType, reason: v.Reason, ts: m.Time, occurred: v.OccurredAt, recv: now})
 			}
 		}()
 	}

@@ -59,6 +59,7 @@ type Server struct {
 	terminateCalls, queryCalls atomic.Int64
 	requestID                  atomic.Uint64
 	open, peak                 atomic.Int64 // calls being served now, and at most
+	servedNanos                atomic.Int64 // time spent serving calls, summed over calls
 
 	mu     sync.Mutex
 	byCode map[string]*Contract // credit_repayment and papay_* contracts by out_contract_code
@@ -203,8 +204,11 @@ func (s *Server) endpoint(api wxapi.API, terminate bool) http.HandlerFunc {
 // serve runs one call: count it, pick a fault, wait, verify the signature,
 // process it, and answer.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, raw []byte, in *input) {
-	n := s.open.Add(1)
-	defer s.open.Add(-1)
+	n, begin := s.open.Add(1), time.Now()
+	defer func() {
+		s.open.Add(-1)
+		s.servedNanos.Add(int64(time.Since(begin)))
+	}()
 	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
 	}
 	kind, f := s.admit(in)
@@ -279,6 +283,11 @@ type Counts struct {
 	QueryCalls     int            `json:"query_calls"`
 	Calls          map[string]int `json:"calls"`        // terminate requests per contract key
 	Terminations   map[string]int `json:"terminations"` // effective→terminated transitions per contract key
+	// PeakConcurrent is the most calls served at once; ServedSeconds the
+	// time spent serving calls summed over them, so that its growth over an
+	// interval divided by the interval is the mean number of calls open.
+	PeakConcurrent int     `json:"peak_concurrent"`
+	ServedSeconds  float64 `json:"served_seconds"`
 }
 
 // PeakConcurrent is the most calls the server has served at once.
@@ -291,5 +300,6 @@ func (s *Server) Counts() Counts {
 	return Counts{
 		TerminateCalls: s.TotalTerminateCalls(), QueryCalls: s.TotalQueryCalls(),
 		Calls: maps.Clone(s.calls), Terminations: maps.Clone(s.done),
+		PeakConcurrent: s.PeakConcurrent(), ServedSeconds: time.Duration(s.servedNanos.Load()).Seconds(),
 	}
 }
