@@ -103,15 +103,16 @@ func (o *Options) setDefaults() {
 // Store reads and writes dedupe records. It is safe for concurrent use. It
 // does not own the Redis client: the caller closes it.
 type Store struct {
-	rdb  redis.UniversalClient
-	opts Options
+	rdb   redis.UniversalClient
+	opts  Options
+	batch *batcher
 }
 
 // New returns a Store on rdb, a plain, Sentinel or Cluster client. Set
 // ContextTimeoutEnabled on rdb so that context deadlines bound every call.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	opts.setDefaults()
-	return &Store{rdb: rdb, opts: opts}
+	return &Store{rdb: rdb, opts: opts, batch: &batcher{rdb: rdb}}
 }
 
 // Load loads the scripts into the server's script cache (on every master of a
@@ -308,14 +309,14 @@ func (s *Store) runFenced(ctx context.Context, op, code string, sc *redis.Script
 	return nil
 }
 
-// run runs sc on the contract's key. Script.Run sends EVALSHA and, on
-// NOSCRIPT (a SCRIPT FLUSH, a restart, a failover to a replica whose cache is
-// empty), EVAL, which runs the script and caches it again on exactly the node
-// that owns the key: one extra round trip, no reload across the cluster. It
-// must not be queued in a pipeline, where go-redis has no such fallback
-// (redis/go-redis#3228).
+// run runs sc on the contract's key, in a pipeline with the scripts other
+// callers run meanwhile (see batcher). A script missing from the server's
+// cache (a SCRIPT FLUSH, a restart, a failover to a replica whose cache is
+// empty) is sent again as EVAL, which runs it and caches it again on exactly
+// the node that owns the key: one extra round trip, no reload across the
+// cluster.
 func (s *Store) run(ctx context.Context, sc *redis.Script, code string, args ...any) *redis.Cmd {
-	return sc.Run(ctx, s.rdb, []string{s.key(code)}, args...)
+	return s.batch.run(ctx, sc, []string{s.key(code)}, args...)
 }
 
 func (s *Store) key(code string) string { return s.opts.Prefix + "{" + code + "}" }

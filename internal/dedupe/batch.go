@@ -1,0 +1,106 @@
+package dedupe
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// batcher sends the scripts that concurrent callers run as pipelines: while
+// one pipeline is on the wire the next calls wait and then leave together.
+// A lone call leaves at once; under load one round trip (one write and one
+// read system call on each side) serves many intents. Calls on one contract
+// never overlap (each waits for its answer before the next), so sharing a
+// pipeline does not reorder them.
+type batcher struct {
+	rdb redis.UniversalClient
+
+	mu      sync.Mutex
+	waiting []*batchCall
+	sending bool
+
+	trips atomic.Int64 // round trips (pipelines and lone calls) sent
+}
+
+type batchCall struct {
+	sc   *redis.Script
+	keys []string
+	args []any
+	cmd  *redis.Cmd
+	done chan struct{}
+}
+
+// maxPipeline bounds the commands of one pipeline.
+const maxPipeline = 256
+
+// run runs sc like Script.Run, in the next pipeline.
+func (b *batcher) run(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	c := &batchCall{sc: sc, keys: keys, args: args, done: make(chan struct{})}
+	b.mu.Lock()
+	b.waiting = append(b.waiting, c)
+	start := !b.sending
+	b.sending = true
+	b.mu.Unlock()
+	if start {
+		go b.send()
+	}
+	select {
+	case <-c.done:
+		return c.cmd
+	case <-ctx.Done():
+		// The script may still run; every script is safe to repeat or to
+		// find refused, and the caller retries or gives up as for a timeout.
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(ctx.Err())
+		return cmd
+	}
+}
+
+func (b *batcher) send() {
+	for {
+		b.mu.Lock()
+		n := min(len(b.waiting), maxPipeline)
+		if n == 0 {
+			b.sending = false
+			b.mu.Unlock()
+			return
+		}
+		batch := b.waiting[:n:n]
+		b.waiting = b.waiting[n:]
+		if len(b.waiting) == 0 {
+			b.waiting = nil
+		}
+		b.mu.Unlock()
+		b.exec(batch)
+	}
+}
+
+// exec sends batch as one pipeline of EVALSHA. The client's own timeouts
+// bound it: it serves many callers, so no caller's context does. A script
+// missing from the server's cache (a restart, a failover, SCRIPT FLUSH) is
+// then run again alone through Script.Run, whose EVAL fallback go-redis has
+// only outside pipelines (redis/go-redis#3228).
+func (b *batcher) exec(batch []*batchCall) {
+	ctx := context.Background()
+	b.trips.Add(1)
+	if len(batch) == 1 {
+		c := batch[0]
+		c.cmd = c.sc.Run(ctx, b.rdb, c.keys, c.args...)
+		close(c.done)
+		return
+	}
+	pipe := b.rdb.Pipeline()
+	for _, c := range batch {
+		c.cmd = pipe.EvalSha(ctx, c.sc.Hash(), c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	for _, c := range batch {
+		if err := c.cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			c.cmd = c.sc.Run(ctx, b.rdb, c.keys, c.args...)
+		}
+		close(c.done)
+	}
+}
