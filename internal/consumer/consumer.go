@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -170,8 +171,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.joined.Store(true)
 		parts := gen.Assignments[c.opts.RequestTopic]
 		log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", len(parts))
+		// One commit at a time per generation: the partitions share the
+		// coordinator connection, on which kafka-go makes a request waiting
+		// for its response spin while another's is read.
+		commitMu := new(sync.Mutex)
 		for _, pa := range parts {
 			p := c.newPartition(gen, pa.ID, pa.Offset)
+			p.commitMu = commitMu
 			gen.Start(p.run)
 		}
 	}

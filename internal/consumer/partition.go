@@ -27,6 +27,8 @@ type partition struct {
 
 	jobs chan lane // lanes to start, served by one worker per slot
 
+	commitMu *sync.Mutex // shared by a generation's partitions; nil: not shared
+
 	mu        sync.Mutex
 	lanes     map[string][]kafka.Message // per key: queued behind the running one
 	wg        sync.WaitGroup             // running lanes
@@ -239,6 +241,10 @@ func (p *partition) commit(log interface {
 	off, ok := p.tracker.committable()
 	if !ok || off <= p.committed || p.gen == nil { // a replay commits nothing
 		return
+	}
+	if p.commitMu != nil {
+		p.commitMu.Lock()
+		defer p.commitMu.Unlock()
 	}
 	err := p.gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.id: off}})
 	if err != nil {
