@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/internal/batch"
 )
 
 // publisher writes messages with acks=all through kafka-go's Client. Each
@@ -30,18 +32,13 @@ type publisher struct {
 	requests atomic.Int64 // produce requests sent
 
 	mu     sync.Mutex
-	queues map[topicPartition]*produceQueue
+	queues map[topicPartition]*batch.Queue[*pendingMessage]
 	topics map[string]*topicMeta
 }
 
 type topicPartition struct {
 	topic     string
 	partition int
-}
-
-type produceQueue struct {
-	sending bool // a goroutine is sending this queue's requests
-	waiting []*pendingMessage
 }
 
 type pendingMessage struct {
@@ -71,7 +68,7 @@ const (
 func newPublisher(brokers []string, transport kafka.RoundTripper, timeout time.Duration) *publisher {
 	return &publisher{
 		client: &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport, Timeout: timeout},
-		queues: make(map[topicPartition]*produceQueue),
+		queues: make(map[topicPartition]*batch.Queue[*pendingMessage]),
 		topics: make(map[string]*topicMeta),
 	}
 }
@@ -92,16 +89,11 @@ func (p *publisher) write(ctx context.Context, m kafka.Message) error {
 	p.mu.Lock()
 	q := p.queues[tp]
 	if q == nil {
-		q = &produceQueue{}
+		q = batch.New(func(b []*pendingMessage) { p.send(tp, b) }, takeBatch)
 		p.queues[tp] = q
 	}
-	q.waiting = append(q.waiting, pm)
-	start := !q.sending
-	q.sending = true
 	p.mu.Unlock()
-	if start {
-		go p.send(tp, q)
-	}
+	q.Add(pm)
 	select {
 	case err := <-pm.done:
 		return err
@@ -110,43 +102,33 @@ func (p *publisher) write(ctx context.Context, m kafka.Message) error {
 	}
 }
 
-// send sends q's waiting messages, a batch at a time, until none is left.
-func (p *publisher) send(tp topicPartition, q *produceQueue) {
-	for {
-		p.mu.Lock()
-		n, size := 0, 0
-		for n < len(q.waiting) && n < maxBatchRecords && (n == 0 || size+q.waiting[n].size <= maxBatchBytes) {
-			size += q.waiting[n].size
-			n++
-		}
-		if n == 0 {
-			q.sending = false
-			p.mu.Unlock()
-			return
-		}
-		batch := q.waiting[:n:n]
-		q.waiting = q.waiting[n:]
-		if len(q.waiting) == 0 {
-			q.waiting = nil // let the backing array go
-		}
-		p.mu.Unlock()
+// takeBatch takes what fits in one produce request.
+func takeBatch(w []*pendingMessage) int {
+	n, size := 0, 0
+	for n < len(w) && n < maxBatchRecords && (n == 0 || size+w[n].size <= maxBatchBytes) {
+		size += w[n].size
+		n++
+	}
+	return n
+}
 
-		// A few quick attempts, as kafka.Writer makes: a leader moving or a
-		// topic just created answers NOT_LEADER for a moment. The caller
-		// retries with backoff beyond that.
-		var err error
-		for attempt := range produceAttempts {
-			if attempt > 0 {
-				p.stale(tp.topic)
-				time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-			}
-			if err = p.produce(tp, batch); err == nil {
-				break
-			}
+// send produces batch and tells each of its writers the outcome.
+func (p *publisher) send(tp topicPartition, batch []*pendingMessage) {
+	// A few quick attempts, as kafka.Writer makes: a leader moving or a
+	// topic just created answers NOT_LEADER for a moment. The caller
+	// retries with backoff beyond that.
+	var err error
+	for attempt := range produceAttempts {
+		if attempt > 0 {
+			p.stale(tp.topic)
+			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 		}
-		for _, pm := range batch {
-			pm.done <- err
+		if err = p.produce(tp, batch); err == nil {
+			break
 		}
+	}
+	for _, pm := range batch {
+		pm.done <- err
 	}
 }
 

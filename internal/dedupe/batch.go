@@ -3,10 +3,11 @@ package dedupe
 import (
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wxterm/wxterm/internal/batch"
 )
 
 // batcher sends the scripts that concurrent callers run as pipelines: while
@@ -16,12 +17,8 @@ import (
 // never overlap (each waits for its answer before the next), so sharing a
 // pipeline does not reorder them.
 type batcher struct {
-	rdb redis.UniversalClient
-
-	mu      sync.Mutex
-	waiting []*batchCall
-	sending bool
-
+	rdb   redis.UniversalClient
+	queue *batch.Queue[*batchCall]
 	trips atomic.Int64 // round trips (pipelines and lone calls) sent
 }
 
@@ -36,17 +33,16 @@ type batchCall struct {
 // maxPipeline bounds the commands of one pipeline.
 const maxPipeline = 256
 
+func newBatcher(rdb redis.UniversalClient) *batcher {
+	b := &batcher{rdb: rdb}
+	b.queue = batch.New(b.exec, func(w []*batchCall) int { return min(len(w), maxPipeline) })
+	return b
+}
+
 // run runs sc like Script.Run, in the next pipeline.
 func (b *batcher) run(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
 	c := &batchCall{sc: sc, keys: keys, args: args, done: make(chan struct{})}
-	b.mu.Lock()
-	b.waiting = append(b.waiting, c)
-	start := !b.sending
-	b.sending = true
-	b.mu.Unlock()
-	if start {
-		go b.send()
-	}
+	b.queue.Add(c)
 	select {
 	case <-c.done:
 		return c.cmd
@@ -56,25 +52,6 @@ func (b *batcher) run(ctx context.Context, sc *redis.Script, keys []string, args
 		cmd := redis.NewCmd(ctx)
 		cmd.SetErr(ctx.Err())
 		return cmd
-	}
-}
-
-func (b *batcher) send() {
-	for {
-		b.mu.Lock()
-		n := min(len(b.waiting), maxPipeline)
-		if n == 0 {
-			b.sending = false
-			b.mu.Unlock()
-			return
-		}
-		batch := b.waiting[:n:n]
-		b.waiting = b.waiting[n:]
-		if len(b.waiting) == 0 {
-			b.waiting = nil
-		}
-		b.mu.Unlock()
-		b.exec(batch)
 	}
 }
 

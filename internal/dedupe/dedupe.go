@@ -112,7 +112,7 @@ type Store struct {
 // ContextTimeoutEnabled on rdb so that context deadlines bound every call.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	opts.setDefaults()
-	return &Store{rdb: rdb, opts: opts, batch: &batcher{rdb: rdb}}
+	return &Store{rdb: rdb, opts: opts, batch: newBatcher(rdb)}
 }
 
 // Load loads the scripts into the server's script cache (on every master of a
