@@ -42,7 +42,7 @@ type env struct {
 	lightKeys    *wxsim.Keys
 	lightKeysDir string
 	rdb          *redis.Client
-	store     *dedupe.Store
+	store        *dedupe.Store
 }
 
 func (e *env) bin(name string) string { return filepath.Join(e.binDir, name) }

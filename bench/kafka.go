@@ -190,8 +190,8 @@ func (e *env) startCollector(ctx context.Context, t topics) *collector {
 				}
 				now := time.Now()
 				var v struct {
-					EventType       string `json:"event_type"`
-					OutContractCode string `json:"out_contract_code"`
+					EventType       string    `json:"event_type"`
+					OutContractCode string    `json:"out_contract_code"`
 					Reason          string    `json:"reason"`
 					OccurredAt      time.Time `json:"occurred_at"`
 				}

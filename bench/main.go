@@ -39,8 +39,8 @@ type config struct {
 	quick                                                     bool
 	log                                                       io.Writer
 
-	simKeyBits  int
-	aCompare    bool
+	simKeyBits              int
+	aCompare                bool
 	partitions, maxInFlight int
 	latency                 time.Duration
 
