@@ -193,6 +193,9 @@ func (b *bench) runA(ctx context.Context, s *sim, tag string, d *detail) (aResul
 	verdict := "The request slots were kept full, so the throughput is the slots ÷ the time a call holds one: the consumer waited on WeChat Pay, not on itself."
 	if calls < 0.9*float64(slots) {
 		verdict = "The request slots were not kept full: the consumer itself, not the API, limited the throughput."
+		if meanInFlight >= 0.9*float64(parts*(mif+mif/4+1)) {
+			verdict = "The request slots were not kept full although nearly every intent slot was taken: intents spent their time around the calls (claim, store, publish, mark, and waiting for a CPU), so the consumer's side, not the API, limited the throughput."
+		}
 	}
 	if busy >= 0.75*float64(runtime.NumCPU()) {
 		verdict += " The calls took longer than the simulated latency partly because the machine was busy: every process waits for a CPU."
