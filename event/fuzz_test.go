@@ -103,6 +103,33 @@ func FuzzPeek(f *testing.F) {
 	})
 }
 
+// FuzzValidJSON: validJSON, which Peek uses, agrees with encoding/json.
+func FuzzValidJSON(f *testing.F) {
+	names, _ := fs.Glob(schemas.FS, "examples/*.json")
+	for _, name := range names {
+		b, _ := fs.ReadFile(schemas.FS, name)
+		f.Add(b)
+	}
+	for _, s := range []string{`{}`, `[]`, ` 0 `, `-0.5e+10`, `01`, `1.`, `.5`, `-`, `1e`, `"\u12"`, `"\u12g4"`, `"\x"`, `"a	b"`,
+		`[1,]`, `{"a":1,}`, `{"a" 1}`, `{"a":1}}`, `[[[]]]`, `tru`, `nulll`, `"\ud800"`, "\"\xff\"", `{"a":[1,{"b":null}],"c":"\""}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v; json.Valid says %v", b, got, want)
+		}
+	})
+}
+
+func TestValidJSONDepth(t *testing.T) {
+	for _, n := range []int{maxJSONDepth, maxJSONDepth + 1} {
+		b := []byte(strings.Repeat("[", n) + strings.Repeat("]", n))
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Errorf("depth %d: validJSON = %v; json.Valid says %v", n, got, want)
+		}
+	}
+}
+
 func TestPeek(t *testing.T) {
 	tests := []struct {
 		b, key    string

@@ -279,7 +279,7 @@ func Peek(b, key []byte) (requestID, outContractCode string, ok bool) {
 		return "", "", false
 	}
 	if !seenReq || !seenCode || !validRequestID(req) || !validCode(code) ||
-		(len(key) > 0 && string(key) != string(code)) || !json.Valid(b) {
+		(len(key) > 0 && string(key) != string(code)) || !validJSON(b) {
 		return "", "", false
 	}
 	return string(req), string(code), true
