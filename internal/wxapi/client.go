@@ -53,8 +53,8 @@ type Config struct {
 	BackupURL     string // default DefaultBackupURL; tried on a network failure to BaseURL (see Client.Terminate)
 	GlobalBaseURL string // default DefaultGlobalBaseURL, for global_papay
 
-	// HTTPClient defaults to one pooling connections for about 256
-	// concurrent calls. Its own Timeout, if any, applies on top of Timeout.
+	// HTTPClient defaults to one that keeps up to 1024 idle connections per
+	// host. Its own Timeout, if any, applies on top of Timeout.
 	HTTPClient *http.Client
 	Timeout    time.Duration // per HTTP attempt; default DefaultTimeout
 }
@@ -106,13 +106,15 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// defaultHTTPClient pools connections for about 256 concurrent calls per
-// host. Deadlines come from each call's context.
+// defaultHTTPClient keeps as many idle connections as a consumer has calls
+// in flight (-max-in-flight × partitions, 512 by default with 8): a smaller
+// pool closes connections after a burst and dials them again in the next.
+// Idle ones close after 90 s. Deadlines come from each call's context.
 func defaultHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 256
+	t.MaxIdleConns = 2048
+	t.MaxIdleConnsPerHost = 1024
 	t.IdleConnTimeout = 90 * time.Second
 	t.TLSHandshakeTimeout = 5 * time.Second
 	t.ExpectContinueTimeout = time.Second
