@@ -46,6 +46,7 @@ type config struct {
 
 	aIntents, baselineIntents int
 	bIntents, rsaSigs         int
+	bWarmup                   int
 	cIntents, rawCommitEvery  int
 	cRuns                     int
 	dBacklog                  int
@@ -98,7 +99,8 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.latency, "latency", 100*time.Millisecond, "simulated API latency in scenarios a, e and rate")
 	fs.IntVar(&c.aIntents, "a-intents", 0, "scenario a: intents (default 5000; quick 800)")
 	fs.IntVar(&c.baselineIntents, "baseline-intents", 0, "scenario a: intents for the sequential baseline (default 150; quick 25)")
-	fs.IntVar(&c.bIntents, "b-intents", 0, "scenario b: intents (default 3000; quick 500)")
+	fs.IntVar(&c.bIntents, "b-intents", 0, "scenario b: intents measured (default 3000; quick 500)")
+	fs.IntVar(&c.bWarmup, "b-warmup", 0, "scenario b: intents processed before the measured ones, so that connections are dialed and stacks grown (default 600; quick 100)")
 	fs.IntVar(&c.rsaSigs, "rsa-signatures", 0, "scenario b: RSA signatures timed alone after the run, for reference (default 2000; quick 300)")
 	fs.IntVar(&c.cIntents, "c-intents", 0, "scenario c: intents replayed (default 50000; quick 5000)")
 	fs.IntVar(&c.cRuns, "c-runs", 3, "scenario c: runs of the raw loop and of the replay, alternated (the best of each counts)")
@@ -165,6 +167,7 @@ func parseFlags(args []string) (config, error) {
 	setInt(&c.aIntents, 5000, 800)
 	setInt(&c.baselineIntents, 150, 25)
 	setInt(&c.bIntents, 3000, 500)
+	setInt(&c.bWarmup, 600, 100)
 	setInt(&c.rsaSigs, 2000, 300)
 	setInt(&c.cIntents, 50000, 5000)
 	setInt(&c.dBacklog, 200000, 20000)
@@ -206,7 +209,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		fmt.Sprintf("%d partitions per request topic", cfg.partitions),
 		fmt.Sprintf("a, e, rate: API latency %s, `-max-in-flight %d`, the simulator signs with RSA-%d (`-sim-platform-key-bits`; a also once with RSA-2048 for reference); b, c, d: RSA-2048; the consumer signs with RSA-2048 always", cfg.latency, cfg.maxInFlight, cfg.simKeyBits),
 		fmt.Sprintf("a: %d intents, baseline %d", cfg.aIntents, cfg.baselineIntents),
-		fmt.Sprintf("b: %d intents, %d signatures", cfg.bIntents, cfg.rsaSigs),
+		fmt.Sprintf("b: %d intents after %d of warm-up, %d signatures", cfg.bIntents, cfg.bWarmup, cfg.rsaSigs),
 		fmt.Sprintf("c: %d intents", cfg.cIntents),
 		fmt.Sprintf("d: %d backlog, API latency %s, %s", cfg.dBacklog, cfg.dLatency, cfg.dDuration),
 		fmt.Sprintf("e: %s of intents", cfg.eDuration),
