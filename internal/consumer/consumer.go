@@ -4,8 +4,9 @@
 // commits the intent's offset only after Kafka acknowledged the result.
 //
 // Partitions run concurrently; within a partition, messages of different keys
-// run concurrently up to Options.MaxInFlight while one key stays in order, and
-// each partition commits up to its lowest unfinished offset.
+// run concurrently, with up to Options.MaxInFlight WeChat Pay requests on the
+// wire, while one key stays in order, and each partition commits up to its
+// lowest unfinished offset.
 package consumer
 
 import (
