@@ -46,7 +46,7 @@ type config struct {
 
 	aIntents, baselineIntents int
 	bIntents, rsaSigs         int
-	bWarmup                   int
+	bWarmup, bMaxInFlight     int
 	cIntents, rawCommitEvery  int
 	cRuns                     int
 	dBacklog                  int
@@ -100,6 +100,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.aIntents, "a-intents", 0, "scenario a: intents (default 5000; quick 800)")
 	fs.IntVar(&c.baselineIntents, "baseline-intents", 0, "scenario a: intents for the sequential baseline (default 150; quick 25)")
 	fs.IntVar(&c.bIntents, "b-intents", 0, "scenario b: intents measured (default 3000; quick 500)")
+	fs.IntVar(&c.bMaxInFlight, "b-max-in-flight", 0, "scenario b: consumer -max-in-flight (0: its default)")
 	fs.IntVar(&c.bWarmup, "b-warmup", 0, "scenario b: intents processed before the measured ones, so that connections are dialed and stacks grown (default 600; quick 100)")
 	fs.IntVar(&c.rsaSigs, "rsa-signatures", 0, "scenario b: RSA signatures timed alone after the run, for reference (default 2000; quick 300)")
 	fs.IntVar(&c.cIntents, "c-intents", 0, "scenario c: intents replayed (default 50000; quick 5000)")

@@ -225,7 +225,11 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	defer s.stop(5 * time.Second)
 	col := e.startCollector(ctx, t)
 	defer col.close()
-	c, err := e.startConsumer(ctx, "consumer", t, s, nil)
+	var extra []string
+	if cfg.bMaxInFlight > 0 {
+		extra = []string{"-max-in-flight", strconv.Itoa(cfg.bMaxInFlight)}
+	}
+	c, err := e.startConsumer(ctx, "consumer", t, s, nil, extra...)
 	if err != nil {
 		return err
 	}
