@@ -122,11 +122,14 @@ func redisScenario(ctx context.Context, r *runCtx) error {
 	s0 := r.col.snap()
 	unready, polls := 0, 0
 	var body string
+	var misses []string // the polls that did not say so, for the report
 	for time.Since(down) < 20*time.Second {
 		st, b := r.readyState(ctx, c)
 		polls++
 		if st == http.StatusServiceUnavailable && strings.Contains(b, "dedupe store") {
 			unready++
+		} else {
+			misses = append(misses, fmt.Sprintf("%.1fs after the stop: %d %q", time.Since(down).Seconds(), st, b))
 		}
 		body = b
 		if !sleep(ctx, 500*time.Millisecond) {
@@ -145,11 +148,14 @@ func redisScenario(ctx context.Context, r *runCtx) error {
 	calls := c1.TerminateCalls - c0.TerminateCalls + c1.QueryCalls - c0.QueryCalls
 	r.notef("from 2s after the stop to the restart: %d WeChat Pay calls, %d events published, /readyz unready in %d of %d polls (%q)",
 		calls, s1.results-s0.results, unready, polls, body)
+	for _, m := range misses {
+		r.notef("  /readyz did not say unready (dedupe store) %s", m)
+	}
 	if calls != 0 {
 		r.probs.add("call without a claim", "%d WeChat Pay calls while Redis was down", calls)
 	}
 	if unready < polls-1 {
-		r.probs.add("readiness", "/readyz said unready (dedupe store) in only %d of %d polls while Redis was down; last %q", unready, polls, body)
+		r.probs.add("readiness", "/readyz said unready (dedupe store) in only %d of %d polls while Redis was down; the others: %s", unready, polls, strings.Join(misses, "; "))
 	}
 	keysAfter, _ := rdb.Keys(ctx, r.prefix+"*").Result()
 	if len(keysAfter) < len(keys) {

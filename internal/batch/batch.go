@@ -1,6 +1,7 @@
 // Package batch turns calls from concurrent goroutines into batches with no
-// linger: while one batch is being sent, what arrives waits and leaves in
-// the next. A lone item is sent at once; under load each send carries many.
+// linger: while the batches in flight are being sent, what arrives waits
+// and leaves in the next. A lone item is sent at once; under load each send
+// carries many.
 package batch
 
 import (
@@ -8,38 +9,45 @@ import (
 	"time"
 )
 
-// Queue hands the items added to it to its send function, one batch at a
-// time, from one goroutine. That goroutine stays a while after the queue
-// empties, so that a steady flow keeps one goroutine, and its grown stack,
-// rather than starting a new one per burst.
+// Queue hands the items added to it to its send function, in batches,
+// from at most a set number of goroutines at once. A sending goroutine
+// stays a while after the queue empties, so that a steady flow keeps its
+// goroutines, and their grown stacks, rather than starting one per burst.
 type Queue[T any] struct {
-	send func([]T)     // sends a batch; the items' owners learn the outcome through them
-	take func([]T) int // how many of the waiting items (at least one) the next batch takes
+	send    func([]T)     // sends a batch; the items' owners learn the outcome through them
+	take    func([]T) int // how many of the waiting items (at least one) the next batch takes
+	senders int           // batches in flight at most
 
 	mu      sync.Mutex
 	waiting []T
-	running bool
+	running int // sending goroutines
+	idle    int // of them, waiting for items
 	kick    chan struct{}
 }
 
 // linger is how long the sending goroutine waits for more before it ends.
 const linger = time.Second
 
-// New returns a Queue that sends with send, taking batches of take(waiting)
-// items; a nil take takes every waiting item.
-func New[T any](send func([]T), take func([]T) int) *Queue[T] {
+// New returns a Queue that sends with send, up to senders batches at once
+// (at least one), taking batches of take(waiting) items; a nil take takes
+// every waiting item.
+func New[T any](senders int, send func([]T), take func([]T) int) *Queue[T] {
 	if take == nil {
 		take = func(w []T) int { return len(w) }
 	}
-	return &Queue[T]{send: send, take: take, kick: make(chan struct{}, 1)}
+	return &Queue[T]{send: send, take: take, senders: max(senders, 1), kick: make(chan struct{}, 1)}
 }
 
-// Add queues v for the next batch.
+// Add queues v for the next batch. It starts a sender if none is idle and
+// fewer than the limit are sending; otherwise a sender takes v when it is
+// free.
 func (q *Queue[T]) Add(v T) {
 	q.mu.Lock()
 	q.waiting = append(q.waiting, v)
-	start := !q.running
-	q.running = true
+	start := q.idle == 0 && q.running < q.senders
+	if start {
+		q.running++
+	}
 	q.mu.Unlock()
 	if start {
 		go q.loop()
@@ -57,15 +65,20 @@ func (q *Queue[T]) loop() {
 	for {
 		q.mu.Lock()
 		if len(q.waiting) == 0 {
+			q.idle++
 			q.mu.Unlock()
 			idle.Reset(linger)
 			select {
 			case <-q.kick:
+				q.mu.Lock()
+				q.idle--
+				q.mu.Unlock()
 				continue
 			case <-idle.C:
 				q.mu.Lock()
+				q.idle--
 				if len(q.waiting) == 0 {
-					q.running = false
+					q.running--
 					q.mu.Unlock()
 					return
 				}

@@ -13,7 +13,12 @@ func TestQueue(t *testing.T) {
 	var mu sync.Mutex
 	seen := make(map[int]int)
 	var batches, largest atomic.Int64
-	q := New(func(b []int) {
+	var open, peak atomic.Int64
+	q := New(3, func(b []int) {
+		if n := open.Add(1); n > peak.Load() {
+			peak.Store(n)
+		}
+		defer open.Add(-1)
 		batches.Add(1)
 		if n := int64(len(b)); n > largest.Load() {
 			largest.Store(n)
@@ -54,12 +59,15 @@ func TestQueue(t *testing.T) {
 	if b := batches.Load(); b >= n {
 		t.Errorf("%d items in %d batches; want them shared", n, b)
 	}
+	if p := peak.Load(); p > 3 {
+		t.Errorf("%d batches in flight at once; want at most 3", p)
+	}
 }
 
 // After the sender has lingered and ended, the next Add starts it again.
 func TestQueueRestartsAfterLinger(t *testing.T) {
 	got := make(chan int, 2)
-	q := New(func(b []int) {
+	q := New(1, func(b []int) {
 		for _, v := range b {
 			got <- v
 		}
@@ -72,7 +80,7 @@ func TestQueueRestartsAfterLinger(t *testing.T) {
 	q.mu.Lock()
 	running := q.running
 	q.mu.Unlock()
-	if running {
+	if running != 0 {
 		t.Errorf("sender still running %v after the queue emptied; want it ended", linger+200*time.Millisecond)
 	}
 	q.Add(2)

@@ -89,7 +89,7 @@ func (p *publisher) write(ctx context.Context, m kafka.Message) error {
 	p.mu.Lock()
 	q := p.queues[tp]
 	if q == nil {
-		q = batch.New(func(b []*pendingMessage) { p.send(tp, b) }, takeBatch)
+		q = batch.New(1, func(b []*pendingMessage) { p.send(tp, b) }, takeBatch)
 		p.queues[tp] = q
 	}
 	p.mu.Unlock()

@@ -11,7 +11,8 @@ import (
 )
 
 // batcher sends the scripts that concurrent callers run as pipelines: while
-// one pipeline is on the wire the next calls wait and then leave together.
+// the pipelines in flight (up to pipelinesInFlight) are on the wire the next
+// calls wait and then leave together.
 // A lone call leaves at once; under load one round trip (one write and one
 // read system call on each side) serves many intents. Calls on one contract
 // never overlap (each waits for its answer before the next), so sharing a
@@ -30,12 +31,18 @@ type batchCall struct {
 	done chan struct{}
 }
 
-// maxPipeline bounds the commands of one pipeline.
-const maxPipeline = 256
+const (
+	// maxPipeline bounds the commands of one pipeline.
+	maxPipeline = 256
+	// pipelinesInFlight: more than one, so that a pipeline stuck on one
+	// slow or unreachable node (a Cluster shard, a connection that went
+	// silent) does not hold up every other call until it times out.
+	pipelinesInFlight = 4
+)
 
 func newBatcher(rdb redis.UniversalClient) *batcher {
 	b := &batcher{rdb: rdb}
-	b.queue = batch.New(b.exec, func(w []*batchCall) int { return min(len(w), maxPipeline) })
+	b.queue = batch.New(pipelinesInFlight, b.exec, func(w []*batchCall) int { return min(len(w), maxPipeline) })
 	return b
 }
 
