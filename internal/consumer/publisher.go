@@ -155,7 +155,7 @@ func (p *publisher) produce(tp topicPartition, batch []*pendingMessage) error {
 	case res.Error != nil:
 		return fmt.Errorf("produce to %s/%d: %w", tp.topic, tp.partition, res.Error)
 	case len(res.RecordErrors) > 0:
-		// The broker rejected the batch as a whole; report its first reason.
+		// The broker rejected the batch as a whole; report one of its reasons.
 		for i, e := range res.RecordErrors {
 			return fmt.Errorf("produce to %s/%d: record %d of %d: %w", tp.topic, tp.partition, i, len(batch), e)
 		}

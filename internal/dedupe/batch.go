@@ -2,7 +2,6 @@ package dedupe
 
 import (
 	"context"
-	"strings"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -82,7 +81,7 @@ func (b *batcher) exec(batch []*batchCall) {
 	}
 	_, _ = pipe.Exec(ctx) // each command carries its own error
 	for _, c := range batch {
-		if err := c.cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
 			c.cmd = c.sc.Run(ctx, b.rdb, c.keys, c.args...)
 		}
 		close(c.done)
