@@ -210,13 +210,14 @@ func Identify(b []byte, key []byte) (requestID, outContractCode string, ok bool)
 }
 
 // Peek reads just the request id and contract code of an encoded intent,
-// without validating the rest: far cheaper than DecodeIntent, for paths that
-// only need to look an intent up (a replay over intents already answered).
-// ok is false unless the bytes are a JSON object whose top level holds each
-// of the two once, as strings in their schema's format, and key, if set,
-// matches the code. Anything unusual (escapes in those values, a repeated
-// key, malformed JSON before both are found) answers !ok, and the caller
-// takes the full path.
+// without validating the rest against the schema: far cheaper than
+// DecodeIntent, for paths that only need to look an intent up (a replay over
+// intents already answered). It walks the bytes once, checking them as
+// encoding/json.Valid would (validValue). ok is false unless the bytes are a
+// JSON object whose top level holds each of the two once, as strings in
+// their schema's format, and key, if set, matches the code. Anything unusual
+// (escapes in those values, a repeated key, malformed JSON) answers !ok, and
+// the caller takes the full path.
 func Peek(b, key []byte) (requestID, outContractCode string, ok bool) {
 	if len(b) > MaxIntentBytes {
 		return "", "", false
@@ -227,16 +228,13 @@ func Peek(b, key []byte) (requestID, outContractCode string, ok bool) {
 	if i >= len(b) || b[i] != '{' {
 		return "", "", false
 	}
-	i++
-	for {
-		i = skipWS(b, i)
-		if i < len(b) && b[i] == '}' {
-			break
-		}
-		k, j, plain := scanString(b, i)
+	i = skipWS(b, i+1)
+	for i < len(b) && b[i] != '}' {
+		j := validString(b, i)
 		if j < 0 {
 			return "", "", false
 		}
+		k := b[i+1 : j-1]
 		i = skipWS(b, j)
 		if i >= len(b) || b[i] != ':' {
 			return "", "", false
@@ -256,30 +254,29 @@ func Peek(b, key []byte) (requestID, outContractCode string, ok bool) {
 				return "", "", false
 			}
 			seenCode, target = true, &code
-		case !plain:
+		case bytes.IndexByte(k, '\\') >= 0:
 			return "", "", false // an escaped key could spell either name
 		}
 		if target != nil {
-			v, j, plainV := scanString(b, i)
-			if j < 0 || !plainV {
+			j = validString(b, i)
+			if j < 0 || bytes.IndexByte(b[i+1:j-1], '\\') >= 0 {
 				return "", "", false
 			}
-			*target, i = v, j
-		} else if i = skipValue(b, i); i < 0 {
+			*target, i = b[i+1:j-1], j
+		} else if i = validValue(b, i, 1); i < 0 {
 			return "", "", false
 		}
 		i = skipWS(b, i)
 		if i < len(b) && b[i] == ',' {
-			i++
-			continue
+			if i = skipWS(b, i+1); i < len(b) && b[i] == '}' {
+				return "", "", false // a trailing comma
+			}
+		} else if i >= len(b) || b[i] != '}' {
+			return "", "", false
 		}
-		if i < len(b) && b[i] == '}' {
-			break
-		}
-		return "", "", false
 	}
-	if !seenReq || !seenCode || !validRequestID(req) || !validCode(code) ||
-		(len(key) > 0 && string(key) != string(code)) || !validJSON(b) {
+	if i >= len(b) || skipWS(b, i+1) != len(b) || !seenReq || !seenCode || !validRequestID(req) || !validCode(code) ||
+		(len(key) > 0 && string(key) != string(code)) {
 		return "", "", false
 	}
 	return string(req), string(code), true
@@ -290,64 +287,4 @@ func skipWS(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// scanString reads the JSON string at b[i]: its raw contents, the index
-// after it (-1 if there is none), and whether it has no escapes.
-func scanString(b []byte, i int) (s []byte, next int, plain bool) {
-	if i >= len(b) || b[i] != '"' {
-		return nil, -1, false
-	}
-	plain = true
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return b[i+1 : j], j + 1, plain
-		case c == '\\':
-			plain = false
-			j++
-		case c < 0x20:
-			return nil, -1, false
-		}
-	}
-	return nil, -1, false
-}
-
-// skipValue returns the index after the JSON value at b[i], or -1. It
-// tracks nesting and strings only: the full decoder judges the rest.
-func skipValue(b []byte, i int) int {
-	depth := 0
-	if i >= len(b) || b[i] == ',' || b[i] == '}' || b[i] == ']' {
-		return -1 // no value
-	}
-	for i < len(b) {
-		switch c := b[i]; c {
-		case '"':
-			_, j, _ := scanString(b, i)
-			if j < 0 {
-				return -1
-			}
-			i = j
-			if depth == 0 {
-				return i
-			}
-			continue
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return i // the end of the enclosing object
-			}
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		case ',':
-			if depth == 0 {
-				return i
-			}
-		}
-		i++
-	}
-	return -1
 }

@@ -1,13 +1,9 @@
 package event
 
-// validJSON reports what encoding/json.Valid reports, in one tight pass:
-// Peek runs it on every replayed message, where json.Valid's per-byte state
-// machine cost more than the rest of Peek together (docs/benchmarks.md).
-// FuzzValidJSON holds the two equal.
-func validJSON(b []byte) bool {
-	i := validValue(b, skipWS(b, 0), 0)
-	return i >= 0 && skipWS(b, i) == len(b)
-}
+// The checks below accept exactly what encoding/json.Valid accepts, in one
+// tight pass: Peek runs them on every replayed message, where json.Valid's
+// per-byte state machine cost more than the rest of Peek together
+// (docs/benchmarks.md). FuzzValidJSON holds the two equal.
 
 // maxJSONDepth is encoding/json's nesting limit.
 const maxJSONDepth = 10000
@@ -19,45 +15,28 @@ func validValue(b []byte, i, depth int) int {
 		return -1
 	}
 	switch c := b[i]; {
-	case c == '{':
+	case c == '{' || c == '[':
 		if depth++; depth > maxJSONDepth {
 			return -1
 		}
+		end := byte(']')
+		if c == '{' {
+			end = '}'
+		}
 		i = skipWS(b, i+1)
-		if i < len(b) && b[i] == '}' {
+		if i < len(b) && b[i] == end {
 			return i + 1
 		}
 		for {
-			if i = validString(b, i); i < 0 {
-				return -1
-			}
-			if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
-				return -1
-			}
-			if i = validValue(b, skipWS(b, i+1), depth); i < 0 {
-				return -1
-			}
-			if i = skipWS(b, i); i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case ',':
+			if c == '{' { // a member: its name first
+				if i = validString(b, i); i < 0 {
+					return -1
+				}
+				if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+					return -1
+				}
 				i = skipWS(b, i+1)
-			case '}':
-				return i + 1
-			default:
-				return -1
 			}
-		}
-	case c == '[':
-		if depth++; depth > maxJSONDepth {
-			return -1
-		}
-		i = skipWS(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1
-		}
-		for {
 			if i = validValue(b, i, depth); i < 0 {
 				return -1
 			}
@@ -67,7 +46,7 @@ func validValue(b []byte, i, depth int) int {
 			switch b[i] {
 			case ',':
 				i = skipWS(b, i+1)
-			case ']':
+			case end:
 				return i + 1
 			default:
 				return -1
