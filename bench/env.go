@@ -331,9 +331,11 @@ type topics struct {
 	partitions                    int
 }
 
-func (e *env) topics(scenario string, partitions int) topics {
+// newTopics names a scenario's topics and group and creates the topics.
+func (e *env) newTopics(ctx context.Context, scenario string, partitions int) (topics, error) {
 	base := "bench-" + e.runID + "-" + scenario
-	return topics{requests: base + "-requests", results: base + "-results", dlq: base + "-dlq", group: base + "-group", partitions: partitions}
+	t := topics{requests: base + "-requests", results: base + "-results", dlq: base + "-dlq", group: base + "-group", partitions: partitions}
+	return t, e.createTopics(ctx, t)
 }
 
 // consumerProc is a running consumer process with its HTTP address.

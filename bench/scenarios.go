@@ -59,8 +59,8 @@ func (b *bench) scenarioA(ctx context.Context) error {
 
 	// The baseline first, over a prefix: at one call at a time it would need
 	// n × latency for all n intents.
-	tb := e.topics("ab", parts)
-	if err := e.createTopics(ctx, tb); err != nil {
+	tb, err := e.newTopics(ctx, "ab", parts)
+	if err != nil {
 		return err
 	}
 	s, err := e.startLightSim(lat)
@@ -131,8 +131,8 @@ func (b *bench) runA(ctx context.Context, s *sim, tag string, d *detail) (aResul
 	cfg, e := b.cfg, b.e
 	n, parts, mif, lat := cfg.aIntents, cfg.partitions, cfg.maxInFlight, cfg.latency
 	bound := float64(parts*mif) / lat.Seconds()
-	t := e.topics(tag, parts)
-	if err := e.createTopics(ctx, t); err != nil {
+	t, err := e.newTopics(ctx, tag, parts)
+	if err != nil {
 		return aResult{}, err
 	}
 	if err := e.produce(ctx, t.requests, tag, 0, n); err != nil {
@@ -214,8 +214,8 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.bIntents
 	d := b.rep.detail("b", fmt.Sprintf("CPU per intent at API latency 0, %d intents", n))
-	t := e.topics("b", cfg.partitions)
-	if err := e.createTopics(ctx, t); err != nil {
+	t, err := e.newTopics(ctx, "b", cfg.partitions)
+	if err != nil {
 		return err
 	}
 	s, err := e.startSim(0)
@@ -381,8 +381,8 @@ func (b *bench) scenarioC(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.cIntents
 	d := b.rep.detail("c", fmt.Sprintf("Replay of %d intents already done", n))
-	t := e.topics("c", cfg.partitions)
-	if err := e.createTopics(ctx, t); err != nil {
+	t, err := e.newTopics(ctx, "c", cfg.partitions)
+	if err != nil {
 		return err
 	}
 	s, err := e.startSim(0)
@@ -569,8 +569,8 @@ func (b *bench) scenarioD(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.dBacklog
 	d := b.rep.detail("d", fmt.Sprintf("Memory with a %d-message backlog and a %s API", n, cfg.dLatency))
-	t := e.topics("d", cfg.partitions)
-	if err := e.createTopics(ctx, t); err != nil {
+	t, err := e.newTopics(ctx, "d", cfg.partitions)
+	if err != nil {
 		return err
 	}
 	s, err := e.startSim(cfg.dLatency)
@@ -646,8 +646,8 @@ func (b *bench) scenarioE(ctx context.Context) error {
 	r := maxRate / 2
 	n := int(r * cfg.eDuration.Seconds())
 	d := b.rep.detail("e", fmt.Sprintf("End-to-end latency at %.0f intents/s (half of %s)", r, from))
-	t := e.topics("e", parts)
-	if err := e.createTopics(ctx, t); err != nil {
+	t, err := e.newTopics(ctx, "e", parts)
+	if err != nil {
 		return err
 	}
 	s, err := e.startLightSim(lat)
@@ -766,8 +766,8 @@ func (b *bench) scenarioRate(ctx context.Context) error {
 
 	// Part 1: a low limit holds.
 	lim, n := cfg.rateLimit, cfg.rateIntents
-	t := e.topics("r", parts)
-	if err := e.createTopics(ctx, t); err != nil {
+	t, err := e.newTopics(ctx, "r", parts)
+	if err != nil {
 		return err
 	}
 	s, err := e.startLightSim(lat)
@@ -805,8 +805,8 @@ func (b *bench) scenarioRate(ctx context.Context) error {
 	lim2 := cfg.rateLimit429
 	phase := cfg.ratePhase
 	n2 := int(lim2*phase.Seconds()*3) + 500
-	t2 := e.topics("q", parts)
-	if err := e.createTopics(ctx, t2); err != nil {
+	t2, err := e.newTopics(ctx, "q", parts)
+	if err != nil {
 		return err
 	}
 	if err := e.produce(ctx, t2.requests, "q", 0, n2); err != nil {
@@ -901,8 +901,8 @@ func (b *bench) profileLive(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.profileIntents
 	d := b.rep.detail("profile", fmt.Sprintf("CPU profiles: the consumer at API latency %s (%d intents), and a replay (%d intents)", cfg.profileLatency, n, cfg.profileReplay))
-	t := e.topics("p", cfg.partitions)
-	if err := e.createTopics(ctx, t); err != nil {
+	t, err := e.newTopics(ctx, "p", cfg.partitions)
+	if err != nil {
 		return err
 	}
 	s, err := e.startSim(cfg.profileLatency)
@@ -972,8 +972,8 @@ func (b *bench) profileReplay(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.profileReplay
 	d := b.rep.details[len(b.rep.details)-1]
-	t := e.topics("pr", cfg.partitions)
-	if err := e.createTopics(ctx, t); err != nil {
+	t, err := e.newTopics(ctx, "pr", cfg.partitions)
+	if err != nil {
 		return err
 	}
 	s, err := e.startSim(0)
