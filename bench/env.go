@@ -286,15 +286,8 @@ func (e *env) runSim(latency time.Duration, keys *wxsim.Keys, keysDir string) (*
 	}
 }
 
-type simCounts struct {
-	TerminateCalls int     `json:"terminate_calls"`
-	QueryCalls     int     `json:"query_calls"`
-	PeakConcurrent int     `json:"peak_concurrent"`
-	ServedSeconds  float64 `json:"served_seconds"`
-}
-
-func (s *sim) counts() (simCounts, error) {
-	var c simCounts
+func (s *sim) counts() (wxsim.Counts, error) {
+	var c wxsim.Counts
 	resp, err := http.Get(s.url + "/sim/counts")
 	if err != nil {
 		return c, err

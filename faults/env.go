@@ -256,14 +256,6 @@ type simProc struct {
 	url string
 }
 
-// simCounts is GET /sim/counts.
-type simCounts struct {
-	TerminateCalls int            `json:"terminate_calls"`
-	QueryCalls     int            `json:"query_calls"`
-	Calls          map[string]int `json:"calls"`
-	Terminations   map[string]int `json:"terminations"`
-}
-
 func (s *suite) startSim(ctx context.Context) (*simProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
@@ -289,11 +281,11 @@ func (s *suite) startSim(ctx context.Context) (*simProc, error) {
 	}
 }
 
-func (s *suite) simCounts(ctx context.Context, sim *simProc) (simCounts, error) {
+func (s *suite) simCounts(ctx context.Context, sim *simProc) (wxsim.Counts, error) {
 	if sim == nil {
 		sim = s.sim
 	}
-	var c simCounts
+	var c wxsim.Counts
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sim.url+"/sim/counts", nil)
 	resp, err := s.http.Do(req)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
 // runCtx is one scenario being run.
@@ -24,7 +26,7 @@ type runCtx struct {
 	col        *collector
 	consumers  []*consumerProc
 	nconsumers int
-	counts0    simCounts // the simulator's totals when the scenario began
+	counts0    wxsim.Counts // the simulator's totals when the scenario began
 
 	// strictKeys: these simulator keys must have had exactly one terminate
 	// call, not only one that took effect (where the design promises it).
