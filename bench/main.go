@@ -46,6 +46,7 @@ type config struct {
 
 	aIntents, baselineIntents int
 	bIntents, rsaSigs         int
+	bSignerDuty               float64
 	bWarmup, bMaxInFlight     int
 	cIntents, rawCommitEvery  int
 	cRuns                     int
@@ -102,6 +103,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.bIntents, "b-intents", 0, "scenario b: intents measured (default 3000; quick 500)")
 	fs.IntVar(&c.bMaxInFlight, "b-max-in-flight", 0, "scenario b: consumer -max-in-flight (0: its default)")
 	fs.IntVar(&c.bWarmup, "b-warmup", 0, "scenario b: intents processed before the measured ones, so that connections are dialed and stacks grown (default 600; quick 100)")
+	fs.Float64Var(&c.bSignerDuty, "b-signer-duty", 0.25, "scenario b: share of the time the bench's signing thread signs while the consumer works (it sleeps the rest; 1: without pause)")
 	fs.IntVar(&c.rsaSigs, "rsa-signatures", 0, "scenario b: RSA signatures timed alone after the run, for reference (default 2000; quick 300)")
 	fs.IntVar(&c.cIntents, "c-intents", 0, "scenario c: intents replayed (default 50000; quick 5000)")
 	fs.IntVar(&c.cRuns, "c-runs", 3, "scenario c: runs of the raw loop and of the replay, alternated (the best of each counts)")
@@ -128,6 +130,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.bSignerDuty <= 0 || c.bSignerDuty > 1 {
+		return c, fmt.Errorf("-b-signer-duty %v: want more than 0 and at most 1", c.bSignerDuty)
 	}
 	for _, s := range strings.Split(*sc, ",") {
 		s = strings.TrimSpace(s)
