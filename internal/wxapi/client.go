@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -311,11 +312,26 @@ type callState struct {
 
 type callStateKey struct{}
 
+// signing admits as many RSA signatures at once, process-wide, as Go has
+// CPUs to run them. Hundreds of calls may be in flight (-max-in-flight per
+// partition); signed all at once, each signature would share the CPUs with
+// every other, so all would be done late together and the goroutines that
+// read fetches and answers would queue behind them. Admitted in arrival
+// order, the first requests go out first.
+var signing = make(chan struct{}, runtime.GOMAXPROCS(0))
+
 // stateSigner records a signing failure in the call's state, since the SDK
-// flattens signer errors into text.
+// flattens signer errors into text. A context that ends while waiting for
+// signing is not such a failure: the request is simply not sent.
 type stateSigner struct{ auth.Signer }
 
 func (s stateSigner) Sign(ctx context.Context, message string) (*auth.SignatureResult, error) {
+	select {
+	case signing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-signing }()
 	res, err := s.Signer.Sign(ctx, message)
 	if st, ok := ctx.Value(callStateKey{}).(*callState); ok && err != nil {
 		st.signErr = err
