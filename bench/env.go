@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wxterm/wxterm/internal/childproc"
 	"github.com/wxterm/wxterm/internal/dedupe"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
@@ -50,14 +50,9 @@ func (e *env) bin(name string) string { return filepath.Join(e.binDir, name) }
 // proc is a child process (the consumer or the simulator) whose CPU time and
 // memory are read from /proc while it runs.
 type proc struct {
-	name   string
-	cmd    *exec.Cmd
+	*childproc.Proc
 	stdout *lineBuffer
 	stderr *lineBuffer
-	done   chan struct{}
-	err    error
-	start  time.Time
-	ended  time.Time // when Wait returned
 }
 
 // lineBuffer keeps the last lines a child wrote, for error reports and for
@@ -104,73 +99,29 @@ func (b *lineBuffer) tail(n int) string {
 	return strings.Join(l, "\n")
 }
 
-// childEnv is the bench's environment without WXTERM_* and WXSIM_*
-// variables, which the children would read as flags.
-func childEnv(extra ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "WXTERM_") || strings.HasPrefix(kv, "WXSIM_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return append(out, extra...)
-}
-
 func startProc(name, path string, args []string, extraEnv ...string) (*proc, error) {
-	p := &proc{name: name, stdout: &lineBuffer{}, stderr: &lineBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(path, args...)
-	p.cmd.Env = childEnv(extraEnv...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
+	p := &proc{stdout: &lineBuffer{}, stderr: &lineBuffer{}}
+	cmd := exec.Command(path, args...)
+	cmd.Env = childproc.Env(extraEnv...)
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var err error
+	if p.Proc, err = childproc.Start(name, cmd, nil); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p.start = time.Now()
-	go func() {
-		p.err = p.cmd.Wait()
-		p.ended = time.Now()
-		close(p.done)
-	}()
 	return p, nil
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, waits up to timeout, then SIGKILL.
+// stop sends SIGTERM, waits up to timeout, then SIGKILL; a nil proc (never
+// started) is fine.
 func (p *proc) stop(timeout time.Duration) {
-	if p == nil || p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// wait waits for the process to exit on its own.
-func (p *proc) wait(ctx context.Context) error {
-	select {
-	case <-p.done:
-		return p.err
-	case <-ctx.Done():
-		p.stop(5 * time.Second)
-		return ctx.Err()
+	if p != nil {
+		p.Stop(timeout)
 	}
 }
 
 func (p *proc) failure() error {
-	return fmt.Errorf("%s exited (%v); stderr:\n%s", p.name, p.err, p.stderr.tail(15))
+	return fmt.Errorf("%s exited (%v); stderr:\n%s", p.Name, p.Err(), p.stderr.tail(15))
 }
 
 // clockTick is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
@@ -185,7 +136,7 @@ func (p *proc) cpu() (time.Duration, error) {
 
 // times is the process's user and system CPU time so far, all threads.
 func (p *proc) times() (user, sys time.Duration, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -209,7 +160,7 @@ func (p *proc) times() (user, sys time.Duration, err error) {
 
 // mem returns the resident set size now and its high-water mark, in bytes.
 func (p *proc) mem() (rss, hwm int64, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -232,16 +183,6 @@ func (p *proc) mem() (rss, hwm int64, err error) {
 		}
 	}
 	return rss, hwm, sc.Err()
-}
-
-// freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // sim is a running simulator process.
@@ -267,7 +208,7 @@ func (e *env) startLightSim(latency time.Duration) (*sim, error) {
 }
 
 func (e *env) runSim(latency time.Duration, keys *wxsim.Keys, keysDir string) (*sim, error) {
-	addr, err := freeAddr()
+	addr, err := childproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +222,7 @@ func (e *env) runSim(latency time.Duration, keys *wxsim.Keys, keysDir string) (*
 		if _, err := s.counts(); err == nil {
 			return s, nil
 		}
-		if p.exited() {
+		if p.Exited() {
 			return nil, p.failure()
 		}
 		if time.Now().After(deadline) {
@@ -365,7 +306,7 @@ func (e *env) consumerArgs(t topics, s *sim, httpAddr string, extra ...string) [
 // startConsumer runs the consumer binary (or the profiling copy, bin
 // "consumer-pprof") and waits until it has joined its group.
 func (e *env) startConsumer(ctx context.Context, bin string, t topics, s *sim, extraEnv []string, extra ...string) (*consumerProc, error) {
-	addr, err := freeAddr()
+	addr, err := childproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +324,7 @@ func (e *env) startConsumer(ctx context.Context, bin string, t topics, s *sim, e
 				return c, nil
 			}
 		}
-		if p.exited() {
+		if p.Exited() {
 			return nil, p.failure()
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

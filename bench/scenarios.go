@@ -22,6 +22,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/childproc"
 	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
@@ -487,7 +488,7 @@ func (e *env) replay(ctx context.Context, t topics, s *sim) (replayRun, error) {
 		ranges = append(ranges, fmt.Sprintf("%d:0-%d", p, math.MaxInt32))
 	}
 	exec := func(extra ...string) (*proc, error) {
-		addr, err := freeAddr()
+		addr, err := childproc.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -498,7 +499,7 @@ func (e *env) replay(ctx context.Context, t topics, s *sim) (replayRun, error) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
-		if err := p.wait(rctx); err != nil {
+		if err := p.Wait(rctx); err != nil {
 			return nil, fmt.Errorf("replay: %w; stdout:\n%s\nstderr:\n%s", err, p.stdout.tail(5), p.stderr.tail(10))
 		}
 		return p, nil
@@ -507,12 +508,12 @@ func (e *env) replay(ctx context.Context, t topics, s *sim) (replayRun, error) {
 	if err != nil {
 		return rr, err
 	}
-	rr.dryWall = dry.ended.Sub(dry.start)
+	rr.dryWall = dry.Ended.Sub(dry.Started)
 	p, err := exec()
 	if err != nil {
 		return rr, err
 	}
-	rr.wall = p.ended.Sub(p.start)
+	rr.wall = p.Ended.Sub(p.Started)
 	var m []string
 	for _, l := range p.stdout.Lines() {
 		if mm := replayLine.FindStringSubmatch(strings.TrimSpace(l)); mm != nil {
@@ -526,8 +527,8 @@ func (e *env) replay(ctx context.Context, t topics, s *sim) (replayRun, error) {
 	rr.answered, _ = strconv.Atoi(m[3])
 	rr.processed, _ = strconv.Atoi(m[5])
 	rr.printed, _ = strconv.ParseFloat(m[6], 64)
-	rr.cpu = p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
-	rr.maxRSS = p.cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+	rr.cpu = p.Cmd.ProcessState.UserTime() + p.Cmd.ProcessState.SystemTime()
+	rr.maxRSS = p.Cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
 	return rr, nil
 }
 
@@ -605,7 +606,7 @@ func (b *bench) scenarioD(ctx context.Context) error {
 	var maxRSS, maxHeap, maxInFlight, maxGoroutines float64
 	end := time.Now().Add(cfg.dDuration)
 	for time.Now().Before(end) && ctx.Err() == nil {
-		if c.exited() {
+		if c.Exited() {
 			return c.failure()
 		}
 		rss, _, err := c.mem()
@@ -924,7 +925,7 @@ func (b *bench) profileLive(ctx context.Context) error {
 	defer s.stop(5 * time.Second)
 	col := e.startCollector(ctx, t)
 	defer col.close()
-	pprofAddr, err := freeAddr()
+	pprofAddr, err := childproc.FreeAddr()
 	if err != nil {
 		return err
 	}

@@ -7,19 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/wxterm/wxterm/internal/childproc"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
@@ -96,7 +95,7 @@ func (s *suite) close() {
 	}
 	s.mu.Unlock()
 	for _, p := range procs {
-		p.kill()
+		p.Kill()
 	}
 	if s.proxy != nil {
 		s.proxy.close()
@@ -108,14 +107,8 @@ func (s *suite) close() {
 
 // proc is a child process whose stderr and stdout go to a log file.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error // after done
-
-	mu       sync.Mutex
-	expected bool // the exit was asked for (kill or stop)
+	*childproc.Proc
+	log string
 }
 
 func (s *suite) spawn(name, logName string, args ...string) (*proc, error) {
@@ -126,74 +119,22 @@ func (s *suite) spawn(name, logName string, args ...string) (*proc, error) {
 	}
 	cmd := exec.Command(filepath.Join(s.cfg.binDir, name), args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = childEnv()
 	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	p := &proc{name: logName, cmd: cmd, log: logPath, done: make(chan struct{})}
-	s.mu.Lock()
-	s.procs[p] = true
-	s.mu.Unlock()
-	go func() {
-		p.err = cmd.Wait()
+	p := &proc{log: logPath}
+	s.mu.Lock() // held until p is listed, so that onExit finds it
+	defer s.mu.Unlock()
+	p.Proc, err = childproc.Start(logName, cmd, func() {
 		f.Close()
 		s.mu.Lock()
 		delete(s.procs, p)
 		s.mu.Unlock()
-		close(p.done)
-	}()
+	})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.procs[p] = true
 	return p, nil
-}
-
-// childEnv is this process's environment without WXTERM_ and WXSIM_
-// variables, which the children would read as flags.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "WXTERM_") || strings.HasPrefix(kv, "WXSIM_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// kill sends SIGKILL (kill -9) and waits for the process to be gone.
-func (p *proc) kill() {
-	p.mu.Lock()
-	p.expected = true
-	p.mu.Unlock()
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// stop sends SIGTERM and waits up to d, then kills.
-func (p *proc) stop(d time.Duration) (graceful bool) {
-	p.mu.Lock()
-	p.expected = true
-	p.mu.Unlock()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(d):
-		p.kill()
-		return false
-	}
-}
-
-// exitedOnItsOwn reports an exit nobody asked for.
-func (p *proc) exitedOnItsOwn() (bool, error) {
-	select {
-	case <-p.done:
-	default:
-		return false, nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.expected, p.err
 }
 
 // tail returns the last n lines of the process's log.
@@ -239,16 +180,6 @@ func firstLines(s string) string {
 	return strings.Join(out, " / ")
 }
 
-// freeAddr returns a free 127.0.0.1 port.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // simProc is the WeChat Pay simulator process, shared by all scenarios:
 // every scenario's contracts have their own codes.
 type simProc struct {
@@ -257,7 +188,7 @@ type simProc struct {
 }
 
 func (s *suite) startSim(ctx context.Context) (*simProc, error) {
-	addr, err := freeAddr()
+	addr, err := childproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +202,7 @@ func (s *suite) startSim(ctx context.Context) (*simProc, error) {
 		if _, err := s.simCounts(ctx, sim); err == nil {
 			return sim, nil
 		}
-		if done, perr := p.exitedOnItsOwn(); done {
+		if done, perr := p.ExitedOnItsOwn(); done {
 			return nil, fmt.Errorf("wxsim exited: %v\n%s", perr, p.tail(20))
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -323,7 +254,7 @@ type consumerProc struct {
 // come last and override the defaults.
 func (r *runCtx) startConsumer(extra ...string) (*consumerProc, error) {
 	s := r.s
-	addr, err := freeAddr()
+	addr, err := childproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +273,7 @@ func (r *runCtx) startConsumer(extra ...string) (*consumerProc, error) {
 		return nil, err
 	}
 	c := &consumerProc{proc: p, httpAddr: addr}
-	c.proc.name = name
+	c.proc.Name = name
 	r.consumers = append(r.consumers, c)
 	r.notef("%s started (%s)", name, addr)
 	return c, nil
@@ -377,7 +308,7 @@ func (r *runCtx) consumerArgs(httpAddr, wxURL string) []string {
 // runConsumerOnce runs the consumer binary to its end (a replay) with the
 // scenario's flags and extra ones, and returns its standard output.
 func (r *runCtx) runConsumerOnce(ctx context.Context, name string, d time.Duration, extra ...string) (string, error) {
-	addr, err := freeAddr()
+	addr, err := childproc.FreeAddr()
 	if err != nil {
 		return "", err
 	}
@@ -392,17 +323,17 @@ func (r *runCtx) runConsumerOnce(ctx context.Context, name string, d time.Durati
 		return "", err
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(d):
-		p.kill()
+		p.Kill()
 		return "", fmt.Errorf("%w: consumer %s still running after %s", errTimeout, name, d)
 	case <-ctx.Done():
-		p.kill()
+		p.Kill()
 		return "", ctx.Err()
 	}
 	out, _ := os.ReadFile(p.log)
-	if p.err != nil {
-		return string(out), fmt.Errorf("consumer %s: %v: %s", name, p.err, firstLines(p.tail(6)))
+	if p.Err() != nil {
+		return string(out), fmt.Errorf("consumer %s: %v: %s", name, p.Err(), firstLines(p.tail(6)))
 	}
 	return string(out), nil
 }
@@ -456,11 +387,11 @@ func (r *runCtx) waitReady(ctx context.Context, c *consumerProc, d time.Duration
 			return nil
 		}
 		last = body
-		if done, err := c.exitedOnItsOwn(); done {
-			return fmt.Errorf("%s exited: %v\n%s", c.name, err, c.tail(20))
+		if done, err := c.ExitedOnItsOwn(); done {
+			return fmt.Errorf("%s exited: %v\n%s", c.Name, err, c.tail(20))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s: %s", c.name, d, last)
+			return fmt.Errorf("%s not ready after %s: %s", c.Name, d, last)
 		}
 		if !sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()

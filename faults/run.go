@@ -108,7 +108,7 @@ func (s *suite) runScenario(parent context.Context, idx int, sc scenario) *outco
 	}
 	defer func() {
 		for _, c := range r.consumers {
-			c.kill()
+			c.Kill()
 		}
 	}()
 
@@ -155,7 +155,7 @@ func (s *suite) runScenario(parent context.Context, idx int, sc scenario) *outco
 	o.dur = time.Since(start)
 	if !o.ok() {
 		for _, c := range r.consumers {
-			fmt.Printf("    last lines of %s (%s):\n%s\n", c.name, c.log, indent(c.tail(8)))
+			fmt.Printf("    last lines of %s (%s):\n%s\n", c.Name, c.log, indent(c.tail(8)))
 		}
 	}
 	return o
@@ -235,8 +235,8 @@ func (r *runCtx) waitAnswered(ctx context.Context, msgs []kafka.Message) error {
 // crashed reports a consumer that exited without being asked to.
 func (r *runCtx) crashed() error {
 	for _, c := range r.consumers {
-		if own, err := c.exitedOnItsOwn(); own {
-			return fmt.Errorf("consumer %s exited on its own (%v); last lines:\n%s", c.name, err, indent(c.tail(15)))
+		if own, err := c.ExitedOnItsOwn(); own {
+			return fmt.Errorf("consumer %s exited on its own (%v); last lines:\n%s", c.Name, err, indent(c.tail(15)))
 		}
 	}
 	return nil
@@ -308,26 +308,26 @@ func (r *runCtx) stopConsumers() {
 	ch := make(chan res)
 	n := 0
 	for _, c := range r.consumers {
-		if own, err := c.exitedOnItsOwn(); own {
-			r.probs.add("crash", "consumer %s exited on its own: %v", c.name, err)
+		if own, err := c.ExitedOnItsOwn(); own {
+			r.probs.add("crash", "consumer %s exited on its own: %v", c.Name, err)
 			continue
 		}
 		select {
-		case <-c.done:
+		case <-c.Done():
 			continue // killed by the scenario
 		default:
 		}
 		n++
-		go func(c *consumerProc) { ch <- res{c, c.stop(20 * time.Second)} }(c)
+		go func(c *consumerProc) { ch <- res{c, c.Stop(20 * time.Second)} }(c)
 	}
 	for range n {
 		x := <-ch
 		switch {
 		case !x.graceful:
-			r.probs.add("shutdown", "consumer %s did not stop within 20s of SIGTERM", x.c.name)
-		case x.c.err != nil:
+			r.probs.add("shutdown", "consumer %s did not stop within 20s of SIGTERM", x.c.Name)
+		case x.c.Err() != nil:
 			// The sigterm scenario judges the exit status; elsewhere it is noted.
-			r.notef("consumer %s exited with %v after SIGTERM at the end (see the sigterm scenario): %.200s", x.c.name, x.c.err, firstLines(x.c.tailFrom("panic:", 3)))
+			r.notef("consumer %s exited with %v after SIGTERM at the end (see the sigterm scenario): %.200s", x.c.Name, x.c.Err(), firstLines(x.c.tailFrom("panic:", 3)))
 		}
 	}
 }
@@ -352,5 +352,5 @@ func (r *runCtx) waitReadyz(ctx context.Context, c *consumerProc, want int, subs
 			break
 		}
 	}
-	return time.Since(start), fmt.Errorf("/readyz of %s: want %d %q within %s, last %d %q", c.name, want, substr, d, st, body)
+	return time.Since(start), fmt.Errorf("/readyz of %s: want %d %q within %s, last %d %q", c.Name, want, substr, d, st, body)
 }

@@ -59,7 +59,7 @@ func killScenario(ctx context.Context, r *runCtx) error {
 				return err
 			}
 			if !sleep(ctx, 50*time.Millisecond) {
-				return fmt.Errorf("%w waiting for %s to work", errTimeout, c.name)
+				return fmt.Errorf("%w waiting for %s to work", errTimeout, c.Name)
 			}
 		}
 		// A random moment: up to 300 ms later.
@@ -68,9 +68,9 @@ func killScenario(ctx context.Context, r *runCtx) error {
 		}
 		inFlight := c.metric(ctx, r.s.http, "wxterm_in_flight")
 		before := r.progress()
-		c.kill()
+		c.Kill()
 		r.mark(fmt.Sprintf("kill -9 #%d", i+1))
-		r.notef("kill -9 #%d of %s at %.1f%% answered, %.0f intents in flight", i+1, c.name, before*100, inFlight)
+		r.notef("kill -9 #%d of %s at %.1f%% answered, %.0f intents in flight", i+1, c.Name, before*100, inFlight)
 		if c, err = r.startConsumer(); err != nil {
 			return err
 		}
@@ -232,9 +232,9 @@ func churnScenario(ctx context.Context, r *runCtx) error {
 	if err := r.waitProgress(ctx, 0.25); err != nil {
 		return err
 	}
-	cs[1].kill()
+	cs[1].Kill()
 	r.mark("kill -9")
-	r.notef("kill -9 of %s at %.1f%% answered", cs[1].name, r.progress()*100)
+	r.notef("kill -9 of %s at %.1f%% answered", cs[1].Name, r.progress()*100)
 	if err := r.waitProgress(ctx, 0.5); err != nil {
 		return err
 	}
@@ -242,11 +242,11 @@ func churnScenario(ctx context.Context, r *runCtx) error {
 	if err != nil {
 		return err
 	}
-	r.notef("%s added at %.1f%% answered", c4.name, r.progress()*100)
+	r.notef("%s added at %.1f%% answered", c4.Name, r.progress()*100)
 	if err := r.waitReady(ctx, c4, 60*time.Second); err != nil {
 		return err
 	}
-	r.notef("%s joined at %.1f%% answered", c4.name, r.progress()*100)
+	r.notef("%s joined at %.1f%% answered", c4.Name, r.progress()*100)
 	return <-pub
 }
 
@@ -314,8 +314,8 @@ func diesAfterCallScenario(ctx context.Context, r *runCtx) error {
 			return ctx.Err()
 		}
 	}
-	a.kill()
-	r.notef("%s killed with kill -9 while its %d terminate calls had taken effect and WeChat held the answers", a.name, len(killSet))
+	a.Kill()
+	r.notef("%s killed with kill -9 while its %d terminate calls had taken effect and WeChat held the answers", a.Name, len(killSet))
 	if s := r.col.snap(); s.answered > 0 {
 		// Only the invalid intents may have been answered.
 		r.notef("%d requests (the invalid ones) were answered before the kill", s.answered)
@@ -364,7 +364,7 @@ func diesAfterCallScenario(ctx context.Context, r *runCtx) error {
 	if err != nil {
 		return err
 	}
-	r.notef("%s started: it must wait out the dead owners' leases (5s), query, and record contract-terminated with no second call", b.name)
+	r.notef("%s started: it must wait out the dead owners' leases (5s), query, and record contract-terminated with no second call", b.Name)
 	return nil
 }
 
@@ -596,17 +596,17 @@ func sigtermScenario(ctx context.Context, r *runCtx) error {
 	inFlight := c.metric(ctx, r.s.http, "wxterm_in_flight")
 	at := r.progress()
 	start := time.Now()
-	graceful := c.stop(30 * time.Second)
+	graceful := c.Stop(30 * time.Second)
 	took := time.Since(start)
 	r.mark("sigterm")
-	r.notef("SIGTERM to %s at %.1f%% answered with %.0f intents in flight: exited in %.1fs, %v", c.name, at*100, inFlight, took.Seconds(), c.err)
+	r.notef("SIGTERM to %s at %.1f%% answered with %.0f intents in flight: exited in %.1fs, %v", c.Name, at*100, inFlight, took.Seconds(), c.Err())
 	switch {
 	case !graceful:
-		r.probs.add("shutdown", "%s did not exit within 30s of SIGTERM", c.name)
-	case c.err != nil:
-		r.probs.add("shutdown", "%s exited with %v after SIGTERM, want status 0: %s", c.name, c.err, firstLines(c.tailFrom("panic:", 6)))
+		r.probs.add("shutdown", "%s did not exit within 30s of SIGTERM", c.Name)
+	case c.Err() != nil:
+		r.probs.add("shutdown", "%s exited with %v after SIGTERM, want status 0: %s", c.Name, c.Err(), firstLines(c.tailFrom("panic:", 6)))
 	case took > 15*time.Second: // -shutdown-timeout 5s, plus leaving the group
-		r.probs.add("shutdown", "%s took %.1fs to exit after SIGTERM (-shutdown-timeout 5s)", c.name, took.Seconds())
+		r.probs.add("shutdown", "%s took %.1fs to exit after SIGTERM (-shutdown-timeout 5s)", c.Name, took.Seconds())
 	}
 	c2, err := r.startConsumer()
 	if err != nil {
@@ -616,7 +616,7 @@ func sigtermScenario(ctx context.Context, r *runCtx) error {
 	if err := r.waitDone(ctx); err != nil {
 		return err
 	}
-	r.notef("%s answered the rest in %.1fs", c2.name, time.Since(start).Seconds())
+	r.notef("%s answered the rest in %.1fs", c2.Name, time.Since(start).Seconds())
 	return <-pub
 }
 

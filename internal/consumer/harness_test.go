@@ -18,6 +18,7 @@ import (
 	"github.com/wxterm/wxterm/internal/testenv"
 	"github.com/wxterm/wxterm/internal/wxapi"
 	"github.com/wxterm/wxterm/internal/wxsim"
+	"github.com/wxterm/wxterm/internal/wxsim/wxsimtest"
 )
 
 // harness runs the consumer against Kafka, Redis (real ones when the testenv
@@ -49,33 +50,12 @@ type harnessOpts struct {
 	storeOpts  dedupe.Options
 }
 
-var (
-	keysOnce sync.Once
-	keys     *wxsim.Keys
-)
-
-// testKeys generates the RSA keys once per test binary: RSA-2048 generation
-// is slow, and no test depends on fresh keys.
-func testKeys(t *testing.T) *wxsim.Keys {
-	keysOnce.Do(func() {
-		k, err := wxsim.NewKeys()
-		if err != nil {
-			t.Fatalf("keys: %v", err)
-		}
-		keys = k
-	})
-	if keys == nil {
-		t.Fatal("keys unavailable")
-	}
-	return keys
-}
-
 func newHarness(t *testing.T, ho harnessOpts) *harness {
 	t.Helper()
 	if ho.partitions == 0 {
 		ho.partitions = 4
 	}
-	h := &harness{t: t, brokers: testenv.Kafka(t), keys: testKeys(t), arrivals: make(chan struct{}, 1)}
+	h := &harness{t: t, brokers: testenv.Kafka(t), keys: wxsimtest.Keys(t), arrivals: make(chan struct{}, 1)}
 	h.requests = testenv.Topic(t, "req")
 	h.results = testenv.Topic(t, "res")
 	h.dlq = testenv.Topic(t, "dlq")

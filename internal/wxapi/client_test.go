@@ -18,18 +18,8 @@ import (
 
 	"github.com/wxterm/wxterm/internal/wxapi"
 	"github.com/wxterm/wxterm/internal/wxsim"
+	"github.com/wxterm/wxterm/internal/wxsim/wxsimtest"
 )
-
-var testKeys = sync.OnceValues(wxsim.NewKeys)
-
-func keys(t *testing.T) *wxsim.Keys {
-	t.Helper()
-	k, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 var seeds = []wxsim.Contract{
 	{API: wxapi.CreditRepayment, OutContractCode: "CR1", PlanID: "WxCreditPlan1", ContractID: "C-CR1", DisplayName: "*明", RepaymentDay: 5},
@@ -56,7 +46,7 @@ type env struct {
 
 func setup(t *testing.T, mw func(http.Handler) http.Handler, cfg func(*wxapi.Config)) *env {
 	t.Helper()
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	sim := wxsim.New(k.SimOptions())
 	for _, c := range seeds {
 		sim.Seed(c)
@@ -369,7 +359,7 @@ func TestInvalidRequest(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	for _, tc := range []struct {
 		name string
 		cfg  func(*wxapi.Config)
@@ -404,7 +394,7 @@ func TestNew(t *testing.T) {
 // its exponent) or one of the Authorization headers sent.
 func assertNoSecrets(t *testing.T, err error, authorizations []string) {
 	t.Helper()
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	der := x509.MarshalPKCS1PrivateKey(k.MerchantKey)
 	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: der}))
 	secrets := []string{k.MerchantKey.D.String(), k.MerchantKey.Primes[0].String()}
@@ -476,7 +466,7 @@ func TestNoSecretsInErrors(t *testing.T) {
 
 // Many goroutines share one Client, as the consumer's workers do.
 func TestConcurrentUse(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	opts := k.SimOptions()
 	opts.AutoCreate = true
 	sim := wxsim.New(opts)
@@ -515,7 +505,7 @@ func TestConcurrentUse(t *testing.T) {
 // slots, 40 calls of 30 ms latency never have more than 4 at the server, and
 // a call whose context ends while it waits for a slot is not sent.
 func TestCallSlots(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	opts := k.SimOptions()
 	opts.AutoCreate = true
 	opts.Latency = 30 * time.Millisecond

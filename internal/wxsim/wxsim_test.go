@@ -19,18 +19,8 @@ import (
 
 	"github.com/wxterm/wxterm/internal/wxapi"
 	"github.com/wxterm/wxterm/internal/wxsim"
+	"github.com/wxterm/wxterm/internal/wxsim/wxsimtest"
 )
-
-var testKeys = sync.OnceValues(wxsim.NewKeys)
-
-func keys(t *testing.T) *wxsim.Keys {
-	t.Helper()
-	k, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 var seeds = []wxsim.Contract{
 	{API: wxapi.CreditRepayment, OutContractCode: "CR1", PlanID: "WxCreditPlan1", DisplayName: "*明", RepaymentDay: 5},
@@ -112,7 +102,7 @@ func code(body string) string {
 }
 
 func TestTerminateThenAlreadyTerminated(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	sim, srv := start(t, k.SimOptions())
 	client := sdk(t, k, k, 5*time.Second)
 	for i, c := range terminates {
@@ -149,7 +139,7 @@ func TestTerminateThenAlreadyTerminated(t *testing.T) {
 }
 
 func TestAnswers(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	_, srv := start(t, k.SimOptions())
 	client := sdk(t, k, k, 5*time.Second)
 	for _, tc := range []struct {
@@ -176,7 +166,7 @@ func TestAnswers(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	sim, srv := start(t, k.SimOptions())
 	client := sdk(t, k, k, 5*time.Second)
 	const credit = "/v3/credit-repayment/partner/contracts/terminate"
@@ -230,7 +220,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestRequestSignature(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	other, err := wxsim.NewKeys()
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +277,7 @@ func TestRequestSignature(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	for _, tc := range []struct {
 		name           string
 		faults         wxsim.Faults
@@ -335,7 +325,7 @@ func TestFaults(t *testing.T) {
 }
 
 func TestFailFirst(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	sim, srv := start(t, k.SimOptions())
 	sim.SetFaults(wxsim.Faults{
 		Kinds:     []wxsim.FaultKind{wxsim.FaultHTTP500, wxsim.Fault429},
@@ -359,7 +349,7 @@ func TestFailFirst(t *testing.T) {
 }
 
 func TestAutoCreate(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	opts := k.SimOptions()
 	opts.AutoCreate = true
 	sim := wxsim.New(opts)
@@ -379,7 +369,7 @@ func TestAutoCreate(t *testing.T) {
 // The simulator is used by concurrent benchmarks: hammer one contract and
 // check that it is terminated exactly once.
 func TestConcurrentTerminate(t *testing.T) {
-	k := keys(t)
+	k := wxsimtest.Keys(t)
 	sim, srv := start(t, k.SimOptions())
 	client := sdk(t, k, k, 10*time.Second)
 	var wg sync.WaitGroup
@@ -403,10 +393,7 @@ func TestConcurrentTerminate(t *testing.T) {
 }
 
 func BenchmarkTerminate(b *testing.B) {
-	k, err := testKeys()
-	if err != nil {
-		b.Fatal(err)
-	}
+	k := wxsimtest.Keys(b)
 	opts := k.SimOptions()
 	opts.AutoCreate = true
 	srv := httptest.NewServer(wxsim.New(opts))
