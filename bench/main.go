@@ -99,7 +99,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.simKeyBits, "sim-platform-key-bits", 1024, "scenarios a, e and rate: size of the RSA key the simulator signs its answers with (b, c, d: 2048); the consumer signs with RSA-2048 always")
 	fs.BoolVar(&c.aCompare, "a-compare-2048", true, "scenario a: run the consumer once more against a simulator signing with RSA-2048, for reference")
 	fs.DurationVar(&c.latency, "latency", 100*time.Millisecond, "simulated API latency in scenarios a, e and rate")
-	fs.IntVar(&c.warmupIntents, "warmup-intents", 0, "intents run through a consumer at API latency 0 before the first scenario, not measured, so that a broker just started has compiled its hot paths (default 3000; quick 500; -1: none)")
+	fs.IntVar(&c.warmupIntents, "warmup-intents", 0, "intents run through a consumer in scenario a's set-up before the first scenario, not measured, so that a broker just started has compiled its hot paths (default 12000; quick 500; -1: none)")
 	fs.IntVar(&c.aIntents, "a-intents", 0, "scenario a: intents (default 5000; quick 800)")
 	fs.IntVar(&c.baselineIntents, "baseline-intents", 0, "scenario a: intents for the sequential baseline (default 150; quick 25)")
 	fs.IntVar(&c.bIntents, "b-intents", 0, "scenario b: intents measured (default 3000; quick 500)")
@@ -172,7 +172,7 @@ func parseFlags(args []string) (config, error) {
 			}
 		}
 	}
-	setInt(&c.warmupIntents, 3000, 500)
+	setInt(&c.warmupIntents, 12000, 500)
 	setInt(&c.aIntents, 5000, 800)
 	setInt(&c.baselineIntents, 150, 25)
 	setInt(&c.bIntents, 3000, 500)
@@ -225,12 +225,12 @@ func run(ctx context.Context, args []string) (int, error) {
 		fmt.Sprintf("rate: `-rate-limit %g` over %d intents; `-rate-limit %g` with %.0f%% 429s, %s phases", cfg.rateLimit, cfg.rateIntents, cfg.rateLimit429, 100*cfg.rate429Share, cfg.ratePhase),
 	}
 	if cfg.warmupIntents > 0 {
-		rep.scenarioSettings = append(rep.scenarioSettings, fmt.Sprintf("before the first scenario, %d intents through a consumer at API latency 0, not measured (`-warmup-intents`)", cfg.warmupIntents))
+		rep.scenarioSettings = append(rep.scenarioSettings, fmt.Sprintf("before the first scenario, %d intents through a consumer in scenario a's set-up, not measured (`-warmup-intents`)", cfg.warmupIntents))
 	}
 	b := &bench{cfg: cfg, e: e, rep: rep}
 	if cfg.warmupIntents > 0 && len(cfg.scenarios) > 0 {
 		start := time.Now()
-		b.logf("warm-up: %d intents through a consumer at latency 0, not measured", cfg.warmupIntents)
+		b.logf("warm-up: %d intents through a consumer in scenario a's set-up, not measured", cfg.warmupIntents)
 		if err := b.warmUp(ctx); err != nil {
 			return 1, fmt.Errorf("warm-up: %w", err)
 		}
