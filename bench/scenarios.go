@@ -23,6 +23,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/childproc"
+	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
@@ -189,12 +190,12 @@ func (b *bench) runA(ctx context.Context, s *sim, tag string, d *detail) (aResul
 	per := time.Duration(meanInFlight / thr * float64(time.Second)) // Little's law: time from fetch to finish
 	// Calls open at the simulator on average, while the consumer processed.
 	calls := (calls1.ServedSeconds - calls0.ServedSeconds) / last.Sub(ready).Seconds()
-	slots := parts * mif
+	slots, intentSlots := parts*mif, parts*consumer.IntentsPerPartition(mif)
 	busy := busyCores(m0, m1)
 	verdict := "The request slots were kept full, so the throughput is the slots ÷ the time a call holds one: the consumer waited on WeChat Pay, not on itself."
 	if calls < 0.9*float64(slots) {
 		verdict = "The request slots were not kept full: the consumer itself, not the API, limited the throughput."
-		if meanInFlight >= 0.9*float64(parts*(mif+mif/4+1)) {
+		if meanInFlight >= 0.9*float64(intentSlots) {
 			verdict = "The request slots were not kept full although nearly every intent slot was taken: intents spent their time around the calls (claim, store, publish, mark, and waiting for a CPU), so the consumer's side, not the API, limited the throughput."
 		}
 	}
@@ -202,9 +203,9 @@ func (b *bench) runA(ctx context.Context, s *sim, tag string, d *detail) (aResul
 		verdict += " The calls took longer than the simulated latency partly because the machine was busy: every process waits for a CPU."
 	}
 	reading := fmt.Sprintf("%.1f WeChat Pay calls were open at the simulator on average (at most %d at once) for %d request slots, each served in %s for %s of simulated latency; %.1f intents were worked on around them (up to %d); an intent took %s from fetch to finish, of which %s in the call as the consumer timed it (waiting for a request slot, signing and verification included), the steps around it being %s. %s While it ran the machine's CPUs were %.2f of %d busy; at the bound the consumer and the %s alone would need %.2f CPUs (%s + %s per intent).",
-		calls, calls1.PeakConcurrent, slots, ms(time.Duration(calls/thr*float64(time.Second))), lat, meanInFlight, parts*(mif+mif/4+1), ms(per), ms(meanCall), stages, verdict, busy, runtime.NumCPU(), sim, need, us(perC), us(perS))
+		calls, calls1.PeakConcurrent, slots, ms(time.Duration(calls/thr*float64(time.Second))), lat, meanInFlight, intentSlots, ms(per), ms(meanCall), stages, verdict, busy, runtime.NumCPU(), sim, need, us(perC), us(perS))
 	d.addf("calls open at the simulator: %.1f on average (time serving calls ÷ wall time), at most %d at once, of %d request slots; intents worked on (wxterm_in_flight sampled every 250 ms): %.1f on average, up to %d; each took %s from fetch to finish, %s of it in the call as the consumer timed it (waiting for a request slot included)",
-		calls, calls1.PeakConcurrent, slots, meanInFlight, parts*(mif+mif/4+1), ms(per), ms(meanCall))
+		calls, calls1.PeakConcurrent, slots, meanInFlight, intentSlots, ms(per), ms(meanCall))
 	d.addf("the steps around the call, mean per intent as the consumer timed them (wxterm_stage_duration_seconds): %s", stages)
 	return aResult{thr: thr, reading: reading}, nil
 }

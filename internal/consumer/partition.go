@@ -42,14 +42,14 @@ type lane struct {
 	m   kafka.Message // the first; later ones queue in partition.lanes
 }
 
-// intentsPerPartition is how many messages of a partition are worked on at
+// IntentsPerPartition is how many messages of a partition are worked on at
 // once for maxInFlight WeChat Pay requests on the wire: a quarter more, so
 // that while some intents are claimed, stored and published others keep
 // every request slot busy.
-func intentsPerPartition(maxInFlight int) int { return maxInFlight + maxInFlight/4 + 1 }
+func IntentsPerPartition(maxInFlight int) int { return maxInFlight + maxInFlight/4 + 1 }
 
 func (c *Consumer) newPartition(gen *kafka.Generation, id int, start int64) *partition {
-	n := intentsPerPartition(c.opts.MaxInFlight)
+	n := IntentsPerPartition(c.opts.MaxInFlight)
 	return &partition{
 		c: c, gen: gen, topic: c.opts.RequestTopic, id: id, start: start,
 		tracker: newTracker(), slots: make(chan struct{}, n), calls: make(chan struct{}, c.opts.MaxInFlight),
