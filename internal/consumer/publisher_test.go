@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wxterm/wxterm/internal/testenv"
 )
@@ -26,23 +26,21 @@ func TestPublisherConcurrentWrites(t *testing.T) {
 	defer cancel()
 
 	start := time.Now().Truncate(time.Millisecond)
-	var wg sync.WaitGroup
-	errs := make(chan error, writers*each)
+	var g errgroup.Group
 	for w := range writers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for i := range each {
 				k := fmt.Sprintf("k-%d-%d", w, i)
 				m := kafka.Message{Topic: topic, Key: []byte(k), Value: []byte("v-" + k),
 					Headers: []kafka.Header{{Key: "h", Value: []byte(k)}}}
 				if err := p.write(ctx, m); err != nil {
-					errs <- err
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 

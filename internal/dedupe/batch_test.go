@@ -2,10 +2,10 @@ package dedupe
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wxterm/wxterm/internal/testenv"
 )
@@ -23,10 +23,9 @@ func testBatchedScripts(t *testing.T, rdb redis.UniversalClient) {
 		t.Fatal(err)
 	}
 	const n = 300
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	var g errgroup.Group
 	for i := range n {
-		wg.Go(func() {
+		g.Go(func() error {
 			code, req, owner := fmt.Sprintf("B%03d", i), fmt.Sprintf("r%03d", i), fmt.Sprintf("w%03d", i)
 			c, err := s.Claim(t.Context(), code, req, owner)
 			if err == nil && (c.Status != Claimed || c.Owner != owner) {
@@ -44,15 +43,11 @@ func testBatchedScripts(t *testing.T, rdb redis.UniversalClient) {
 					err = fmt.Errorf("%s: complete by a non-owner succeeded", code)
 				}
 			}
-			errs <- err
+			return err
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Error(err)
 	}
 	for i := range n {
 		code, req := fmt.Sprintf("B%03d", i), fmt.Sprintf("r%03d", i)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/wxterm/wxterm/internal/wxapi"
 	"github.com/wxterm/wxterm/internal/wxsim"
 	"github.com/wxterm/wxterm/internal/wxsim/wxsimtest"
@@ -477,24 +479,19 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 256
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for i := range n {
-		wg.Go(func() {
+		g.Go(func() error {
 			r := wxapi.Request{API: wxapi.PapayPartner, OutContractCode: fmt.Sprintf("C%d", i), PlanID: "1", SubMchID: "2", Remark: "r"}
 			c, err := client.Terminate(context.Background(), r)
 			if err == nil && !c.Terminated() {
 				err = fmt.Errorf("contract %s not terminated", r.OutContractCode)
 			}
-			errs <- err
+			return err
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Error(err)
 	}
 	if got := sim.TotalTerminateCalls(); got != n {
 		t.Errorf("TotalTerminateCalls() = %d; want %d", got, n)
@@ -519,21 +516,16 @@ func TestCallSlots(t *testing.T) {
 	slots := make(chan struct{}, 4)
 	ctx := wxapi.WithCallSlots(context.Background(), slots)
 	const n = 40
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	var g errgroup.Group
 	for i := range n {
-		wg.Go(func() {
+		g.Go(func() error {
 			r := wxapi.Request{API: wxapi.CreditRepayment, OutContractCode: fmt.Sprintf("S%d", i), Remark: "r"}
 			_, err := client.Terminate(ctx, r)
-			errs <- err
+			return err
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Error(err)
 	}
 	if p := sim.PeakConcurrent(); p > cap(slots) || p < 2 {
 		t.Errorf("at most %d calls at the server at once; want between 2 and the %d slots", p, cap(slots))

@@ -3,12 +3,12 @@ package wxapi
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth"
+	"golang.org/x/sync/errgroup"
 )
 
 // countingSigner records how many of its signatures run at once.
@@ -36,24 +36,19 @@ func TestSigningBoundedByCPUs(t *testing.T) {
 	fake := new(countingSigner)
 	s := stateSigner{fake}
 	n := 8 * cap(signing)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	var g errgroup.Group
 	for i := range n {
-		wg.Go(func() {
+		g.Go(func() error {
 			msg := string(rune('a' + i%26))
 			res, err := s.Sign(context.Background(), msg)
 			if err == nil && res.Signature != "sig:"+msg {
 				err = errors.New("wrong signature " + res.Signature)
 			}
-			errs <- err
+			return err
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	if got := fake.calls.Load(); got != int32(n) {
 		t.Fatalf("%d signatures made, want %d", got, n)
