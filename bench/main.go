@@ -251,11 +251,14 @@ func run(ctx context.Context, args []string) (int, error) {
 		start, cpu0, load0 := time.Now(), readCPU(), loadAvg()
 		nRows, nDetails := len(rep.rows), len(rep.details)
 		err := steps[name](ctx)
+		cpu1 := readCPU()
+		steal := stealShare(cpu0, cpu1)
+		rep.steal = append(rep.steal, fmt.Sprintf("%s %.1f%%", name, 100*steal))
 		if len(rep.details) > nDetails {
 			d := rep.details[len(rep.details)-1]
 			d.elapsed = time.Since(start)
-			d.addf("machine during the scenario: %.2f of %d CPUs busy on average (every process, other users' included); load average at its start %s",
-				busyCores(cpu0, readCPU()), runtime.NumCPU(), load0)
+			d.addf("machine during the scenario: %.2f of %d CPUs busy on average (every process, other users' included), CPU steal %.1f%% of the machine's time; load average at its start %s",
+				busyCores(cpu0, cpu1), runtime.NumCPU(), 100*steal, load0)
 		}
 		if err != nil {
 			b.logf("scenario %s failed: %v", name, err)

@@ -82,6 +82,7 @@ type report struct {
 	quick            bool
 	scenarioSettings []string
 	notes            []string // what the figures say, one per scenario
+	steal            []string // "scenario: share", in the order run
 }
 
 func (r *report) add(x row) { r.rows = append(r.rows, x) }
@@ -359,6 +360,9 @@ func (r *report) markdown() string {
 		p("- %s", m)
 	}
 	p("- load average (1, 5, 15 min) at the start: %s; at the end: %s", r.loadStart, r.loadEnd)
+	if len(r.steal) > 0 {
+		p("- CPU steal (the hypervisor running other guests; /proc/stat) during each scenario: %s", strings.Join(r.steal, ", "))
+	}
 	p("")
 	p("## Results")
 	p("")
@@ -463,6 +467,7 @@ var methodNotes = []string{
 // cpuSample is the machine's CPU time from /proc/stat, in USER_HZ ticks.
 type cpuSample struct {
 	busy, total int64
+	steal       int64 // time the hypervisor ran other guests while this one wanted a CPU
 	at          time.Time
 }
 
@@ -480,8 +485,22 @@ func readCPU() cpuSample {
 		if i != 4 && i != 5 {
 			s.busy += v
 		}
+		if i == 8 {
+			s.steal = v
+		}
 	}
 	return s
+}
+
+// stealShare is the share of the machine's CPU time between two samples that
+// the hypervisor gave to other guests. Every target is a ratio of two things
+// measured side by side, but on a host that takes CPUs away in bursts the two
+// do not lose them alike, so the report shows it with each scenario.
+func stealShare(a, b cpuSample) float64 {
+	if b.total <= a.total {
+		return 0
+	}
+	return float64(b.steal-a.steal) / float64(b.total-a.total)
 }
 
 // busyCores is how many CPUs were busy on average between two samples.
