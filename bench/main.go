@@ -49,6 +49,7 @@ type config struct {
 	bIntents, rsaSigs         int
 	bSignerDuty               float64
 	bWarmup, bMaxInFlight     int
+	bRounds                   int
 	cIntents, rawCommitEvery  int
 	cRuns                     int
 	dBacklog                  int
@@ -102,7 +103,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.warmupIntents, "warmup-intents", 0, "intents run through a consumer in scenario a's set-up before the first scenario, not measured, so that a broker just started has compiled its hot paths (default 12000; quick 500; -1: none)")
 	fs.IntVar(&c.aIntents, "a-intents", 0, "scenario a: intents (default 5000; quick 800)")
 	fs.IntVar(&c.baselineIntents, "baseline-intents", 0, "scenario a: intents for the sequential baseline (default 150; quick 25)")
-	fs.IntVar(&c.bIntents, "b-intents", 0, "scenario b: intents measured (default 3000; quick 500)")
+	fs.IntVar(&c.bIntents, "b-intents", 0, "scenario b: intents measured in each round (default 2000; quick 500)")
+	fs.IntVar(&c.bRounds, "b-rounds", 0, "scenario b: measured rounds; the median round is the verdict (default 5; quick 1)")
 	fs.IntVar(&c.bMaxInFlight, "b-max-in-flight", 0, "scenario b: consumer -max-in-flight (0: its default)")
 	fs.IntVar(&c.bWarmup, "b-warmup", 0, "scenario b: intents processed before the measured ones, so that connections are dialed and stacks grown (default 600; quick 100)")
 	fs.Float64Var(&c.bSignerDuty, "b-signer-duty", 0.25, "scenario b: share of the time the bench's signing thread signs while the consumer works (it sleeps the rest; 1: without pause)")
@@ -175,9 +177,13 @@ func parseFlags(args []string) (config, error) {
 	setInt(&c.warmupIntents, 12000, 500)
 	setInt(&c.aIntents, 5000, 800)
 	setInt(&c.baselineIntents, 150, 25)
-	setInt(&c.bIntents, 3000, 500)
+	setInt(&c.bIntents, 2000, 500)
 	setInt(&c.bWarmup, 600, 100)
+	setInt(&c.bRounds, 5, 1)
 	setInt(&c.rsaSigs, 2000, 300)
+	if c.bRounds < 1 {
+		return c, fmt.Errorf("-b-rounds %d: want at least 1", c.bRounds)
+	}
 	setInt(&c.cIntents, 50000, 5000)
 	setInt(&c.dBacklog, 200000, 20000)
 	setDur(&c.dDuration, 40*time.Second, 8*time.Second)
@@ -218,7 +224,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		fmt.Sprintf("%d partitions per request topic", cfg.partitions),
 		fmt.Sprintf("a, e, rate: API latency %s, `-max-in-flight %d`, the simulator signs with RSA-%d (`-sim-platform-key-bits`; a also once with RSA-2048 for reference); b, c, d: RSA-2048; the consumer signs with RSA-2048 always", cfg.latency, cfg.maxInFlight, cfg.simKeyBits),
 		fmt.Sprintf("a: %d intents, baseline %d", cfg.aIntents, cfg.baselineIntents),
-		fmt.Sprintf("b: %d intents after %d of warm-up, %d signatures", cfg.bIntents, cfg.bWarmup, cfg.rsaSigs),
+		fmt.Sprintf("b: %d rounds of %d intents after %d of warm-up, %d signatures alone", cfg.bRounds, cfg.bIntents, cfg.bWarmup, cfg.rsaSigs),
 		fmt.Sprintf("c: %d intents", cfg.cIntents),
 		fmt.Sprintf("d: %d backlog, API latency %s, %s", cfg.dBacklog, cfg.dLatency, cfg.dDuration),
 		fmt.Sprintf("e: %s of intents", cfg.eDuration),

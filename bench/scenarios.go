@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"encoding/json"
@@ -250,7 +251,7 @@ func (b *bench) warmUp(ctx context.Context) error {
 func (b *bench) scenarioB(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.bIntents
-	d := b.rep.detail("b", fmt.Sprintf("CPU per intent at API latency 0, %d intents", n))
+	d := b.rep.detail("b", fmt.Sprintf("CPU per intent at API latency 0, %d rounds of %d intents", cfg.bRounds, n))
 	t, err := e.newTopics(ctx, "b", cfg.partitions)
 	if err != nil {
 		return err
@@ -274,8 +275,7 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	// Idle cost: fetch long polls, heartbeats, commit ticks.
 	idle0 := cpuOf(c.proc)
 	time.Sleep(2 * time.Second)
-	cpu0, simCPU0 := cpuOf(c.proc), cpuOf(s.proc)
-	idle := cpu0 - idle0
+	idle := cpuOf(c.proc) - idle0
 	// Warm-up: the first intents dial the connections to the simulator and
 	// grow the workers' stacks, a cost per start, not per intent.
 	b.logf("b: %d intents of warm-up", cfg.bWarmup)
@@ -285,55 +285,94 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	if _, err := col.wait(ctx, cfg.bWarmup, time.Duration(cfg.bWarmup)*20*time.Millisecond+60*time.Second); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	cpu0, simCPU0 = cpuOf(c.proc), cpuOf(s.proc)
-	_, sys0, _ := c.proc.times()
-	b.logf("b: %d intents at latency 0, signing in the bench meanwhile", n)
-	sg := startSigning(e.keys.MerchantKey, cfg.bSignerDuty)
-	t0 := time.Now()
-	if err := e.produce(ctx, t.requests, "b", 0, n); err != nil {
-		sg.finish()
-		return err
+	// Rounds, each measured against its own signatures: a burst of work
+	// elsewhere on the host (a neighbour, the broker's housekeeping) lands in
+	// one round, and the median round is the verdict.
+	rounds := make([]bRound, 0, cfg.bRounds)
+	done := cfg.bWarmup
+	for r := range cfg.bRounds {
+		b.logf("b: round %d of %d: %d intents at latency 0, signing in the bench meanwhile", r+1, cfg.bRounds, n)
+		x, err := b.bRound(ctx, t, c, s, col, fmt.Sprintf("b%d", r), done, n)
+		if err != nil {
+			return err
+		}
+		rounds = append(rounds, x)
+		done += n
 	}
-	rs, err := col.wait(ctx, cfg.bWarmup+n, time.Duration(n)*20*time.Millisecond+60*time.Second)
-	sigCPU, sigWall, sigs, sigErr := sg.finish()
-	if err != nil {
-		return err
-	}
-	if sigErr != nil {
-		return sigErr
-	}
-	wall := time.Since(t0)
-	cpu1, simCPU1 := cpuOf(c.proc), cpuOf(s.proc)
-	_, sys1, _ := c.proc.times()
 	c.stop(25 * time.Second)
-	if err := checkTerminated(rs); err != nil {
-		return err
-	}
-	perIntent := (cpu1 - cpu0) / time.Duration(n)
+	byRatio := slices.Clone(rounds)
+	slices.SortFunc(byRatio, func(x, y bRound) int { return cmp.Compare(x.ratio(), y.ratio()) })
+	med := byRatio[len(byRatio)/2]
 
 	b.logf("b: %d RSA-2048 signatures in-process, alone", cfg.rsaSigs)
 	aloneCPU, aloneWall, err := measureRSA(e.keys.MerchantKey, cfg.rsaSigs)
 	if err != nil {
 		return err
 	}
-	ratio := float64(perIntent) / float64(sigCPU)
-	b.rep.add(row{scenario: "b", what: "consumer CPU per intent vs one RSA-2048 signature", target: "≤ 1.3×",
-		measured: fmt.Sprintf("%s vs %s", us(perIntent), us(sigCPU)), ratio: ratio, unit: "×", pass: ratio <= 1.3})
-	d.addf("consumer CPU (utime+stime of the process, /proc/<pid>/stat) from the first measured intent produced to the last result read, after %d intents of warm-up: %s for %d intents = %s per intent (wall %.1f s, %.0f intents/s)",
-		cfg.bWarmup, ms(cpu1-cpu0), n, us(perIntent), wall.Seconds(), float64(n)/wall.Seconds())
-	d.addf("of which in the kernel (stime: system calls, and the loopback network stack run on the consumer's behalf): %s per intent", us((sys1-sys0)/time.Duration(n)))
+	ratio := med.ratio()
+	what := "consumer CPU per intent vs one RSA-2048 signature"
+	if len(rounds) > 1 {
+		what += fmt.Sprintf(" (median of %d rounds)", len(rounds))
+	}
+	b.rep.add(row{scenario: "b", what: what, target: "≤ 1.3×",
+		measured: fmt.Sprintf("%s vs %s", us(med.perIntent), us(med.sigCPU)), ratio: ratio, unit: "×", pass: ratio <= 1.3})
+	d.addf("%d rounds of %d intents after %d intents of warm-up; in each, the consumer's CPU (utime+stime of the process, /proc/<pid>/stat) from the first intent produced to the last result read, against RSA-2048 signatures (wechatpay-go utils.SignSHA256WithRSA with the merchant key, thread CPU time) made in the bench during the same seconds, signing %.0f%% of the time; the median round is the verdict",
+		len(rounds), n, cfg.bWarmup, cfg.bSignerDuty*100)
+	for i, x := range rounds {
+		d.addf("round %d: consumer %s per intent (kernel %s; wall %.1f s, %.0f intents/s), signature %s CPU (%s wall) over %d signatures: %.2f×; simulator %s per intent; CPU steal %.1f%%",
+			i+1, us(x.perIntent), us(x.sysPerIntent), x.wall.Seconds(), float64(n)/x.wall.Seconds(),
+			us(x.sigCPU), us(x.sigWall), x.sigs, x.ratio(), us(x.simPerIntent), 100*x.steal)
+	}
 	d.addf("consumer idle cost before the intents: %s CPU per second", ms(idle/2))
-	d.addf("RSA-2048 signature (wechatpay-go utils.SignSHA256WithRSA with the merchant key, thread CPU time) measured in the bench during the same seconds as the consumer worked, signing %.0f%% of the time: %s CPU (%s wall) each over %d signatures; this is the ratio's denominator",
-		cfg.bSignerDuty*100, us(sigCPU), us(sigWall), sigs)
-	d.addf("the same measured alone right after (%d signatures): %s CPU (%s wall) each, which would make the ratio %.2f×",
-		cfg.rsaSigs, us(aloneCPU), us(aloneWall), float64(perIntent)/float64(aloneCPU))
-	d.addf("simulator CPU in the same window (it verifies our signature and signs its answer): %s per intent",
-		us((simCPU1-simCPU0)/time.Duration(n)))
-	b.note("b: the consumer spends %.2f signatures of CPU per intent: one signature (%s, measured in the bench while the consumer ran; %s alone; see What dominated for its cost inside the consumer) and %s of everything else (validation, three Redis scripts, HTTP, response verification, Kafka, garbage collection).",
-		ratio, us(sigCPU), us(aloneCPU), us(perIntent-sigCPU))
-	d.addf("consumer CPU per intent = %.2f signatures: the %s beyond the signature is everything else (validation, Redis, Kafka, HTTP, response verification, GC)",
-		ratio, us(perIntent-sigCPU))
+	d.addf("the signature measured alone right after (%d signatures): %s CPU (%s wall) each, which would make the median round's ratio %.2f×",
+		cfg.rsaSigs, us(aloneCPU), us(aloneWall), float64(med.perIntent)/float64(aloneCPU))
+	b.note("b: the consumer spends %.2f signatures of CPU per intent (the median of %d rounds; they ranged from %.2f to %.2f): one signature (%s, measured in the bench while the consumer ran; %s alone; see What dominated for its cost inside the consumer) and %s of everything else (validation, three Redis scripts, HTTP, response verification, Kafka, garbage collection).",
+		ratio, len(rounds), byRatio[0].ratio(), byRatio[len(byRatio)-1].ratio(), us(med.sigCPU), us(aloneCPU), us(med.perIntent-med.sigCPU))
+	d.addf("consumer CPU per intent in the median round = %.2f signatures: the %s beyond the signature is everything else (validation, Redis, Kafka, HTTP, response verification, GC)",
+		ratio, us(med.perIntent-med.sigCPU))
 	return nil
+}
+
+// bRound is one measured round of scenario b.
+type bRound struct {
+	perIntent, sysPerIntent, simPerIntent time.Duration
+	sigCPU, sigWall, wall                 time.Duration
+	sigs                                  int
+	steal                                 float64
+}
+
+func (x bRound) ratio() float64 { return float64(x.perIntent) / float64(x.sigCPU) }
+
+// bRound produces n intents (codes prefix…) to a consumer that has already
+// answered done, and measures it and a signing thread meanwhile.
+func (b *bench) bRound(ctx context.Context, t topics, c *consumerProc, s *sim, col *collector, prefix string, done, n int) (bRound, error) {
+	cpu0, simCPU0, m0 := cpuOf(c.proc), cpuOf(s.proc), readCPU()
+	_, sys0, _ := c.proc.times()
+	sg := startSigning(b.e.keys.MerchantKey, b.cfg.bSignerDuty)
+	t0 := time.Now()
+	if err := b.e.produce(ctx, t.requests, prefix, 0, n); err != nil {
+		sg.finish()
+		return bRound{}, err
+	}
+	rs, err := col.wait(ctx, done+n, time.Duration(n)*20*time.Millisecond+60*time.Second)
+	sigCPU, sigWall, sigs, sigErr := sg.finish()
+	if err != nil {
+		return bRound{}, err
+	}
+	if sigErr != nil {
+		return bRound{}, sigErr
+	}
+	wall := time.Since(t0)
+	cpu1, simCPU1, m1 := cpuOf(c.proc), cpuOf(s.proc), readCPU()
+	_, sys1, _ := c.proc.times()
+	if err := checkTerminated(rs); err != nil {
+		return bRound{}, err
+	}
+	per := func(d time.Duration) time.Duration { return d / time.Duration(n) }
+	return bRound{
+		perIntent: per(cpu1 - cpu0), sysPerIntent: per(sys1 - sys0), simPerIntent: per(simCPU1 - simCPU0),
+		sigCPU: sigCPU, sigWall: sigWall, wall: wall, sigs: sigs, steal: stealShare(m0, m1),
+	}, nil
 }
 
 // measureRSA times n signatures of a request-like message on one locked OS
