@@ -224,7 +224,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		fmt.Sprintf("%d partitions per request topic", cfg.partitions),
 		fmt.Sprintf("a, e, rate: API latency %s, `-max-in-flight %d`, the simulator signs with RSA-%d (`-sim-platform-key-bits`; a also once with RSA-2048 for reference); b, c, d: RSA-2048; the consumer signs with RSA-2048 always", cfg.latency, cfg.maxInFlight, cfg.simKeyBits),
 		fmt.Sprintf("a: %d intents, baseline %d", cfg.aIntents, cfg.baselineIntents),
-		fmt.Sprintf("b: %d rounds of %d intents after %d of warm-up, %d signatures alone", cfg.bRounds, cfg.bIntents, cfg.bWarmup, cfg.rsaSigs),
+		fmt.Sprintf("b: %s of %d intents after %d of warm-up, %d signatures alone", rounds(cfg.bRounds), cfg.bIntents, cfg.bWarmup, cfg.rsaSigs),
 		fmt.Sprintf("c: %d intents", cfg.cIntents),
 		fmt.Sprintf("d: %d backlog, API latency %s, %s", cfg.dBacklog, cfg.dLatency, cfg.dDuration),
 		fmt.Sprintf("e: %s of intents", cfg.eDuration),

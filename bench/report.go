@@ -95,6 +95,13 @@ func (r *report) detail(scenario, title string) *detail {
 
 // ---------------------------------------------------------------- formatting
 
+func rounds(n int) string {
+	if n == 1 {
+		return "1 round"
+	}
+	return fmt.Sprintf("%d rounds", n)
+}
+
 func ms(d time.Duration) string {
 	if d >= 10*time.Second {
 		return fmt.Sprintf("%.1f s", d.Seconds())

@@ -251,7 +251,7 @@ func (b *bench) warmUp(ctx context.Context) error {
 func (b *bench) scenarioB(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.bIntents
-	d := b.rep.detail("b", fmt.Sprintf("CPU per intent at API latency 0, %d rounds of %d intents", cfg.bRounds, n))
+	d := b.rep.detail("b", fmt.Sprintf("CPU per intent at API latency 0, %s of %d intents", rounds(cfg.bRounds), n))
 	t, err := e.newTopics(ctx, "b", cfg.partitions)
 	if err != nil {
 		return err
@@ -288,7 +288,7 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	// Rounds, each measured against its own signatures: a burst of work
 	// elsewhere on the host (a neighbour, the broker's housekeeping) lands in
 	// one round, and the median round is the verdict.
-	rounds := make([]bRound, 0, cfg.bRounds)
+	got := make([]bRound, 0, cfg.bRounds)
 	done := cfg.bWarmup
 	for r := range cfg.bRounds {
 		b.logf("b: round %d of %d: %d intents at latency 0, signing in the bench meanwhile", r+1, cfg.bRounds, n)
@@ -296,11 +296,11 @@ func (b *bench) scenarioB(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rounds = append(rounds, x)
+		got = append(got, x)
 		done += n
 	}
 	c.stop(25 * time.Second)
-	byRatio := slices.Clone(rounds)
+	byRatio := slices.Clone(got)
 	slices.SortFunc(byRatio, func(x, y bRound) int { return cmp.Compare(x.ratio(), y.ratio()) })
 	med := byRatio[len(byRatio)/2]
 
@@ -311,14 +311,14 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	}
 	ratio := med.ratio()
 	what := "consumer CPU per intent vs one RSA-2048 signature"
-	if len(rounds) > 1 {
-		what += fmt.Sprintf(" (median of %d rounds)", len(rounds))
+	if len(got) > 1 {
+		what += fmt.Sprintf(" (median of %d rounds)", len(got))
 	}
 	b.rep.add(row{scenario: "b", what: what, target: "≤ 1.3×",
 		measured: fmt.Sprintf("%s vs %s", us(med.perIntent), us(med.sigCPU)), ratio: ratio, unit: "×", pass: ratio <= 1.3})
-	d.addf("%d rounds of %d intents after %d intents of warm-up; in each, the consumer's CPU (utime+stime of the process, /proc/<pid>/stat) from the first intent produced to the last result read, against RSA-2048 signatures (wechatpay-go utils.SignSHA256WithRSA with the merchant key, thread CPU time) made in the bench during the same seconds, signing %.0f%% of the time; the median round is the verdict",
-		len(rounds), n, cfg.bWarmup, cfg.bSignerDuty*100)
-	for i, x := range rounds {
+	d.addf("%s of %d intents after %d intents of warm-up; in each, the consumer's CPU (utime+stime of the process, /proc/<pid>/stat) from the first intent produced to the last result read, against RSA-2048 signatures (wechatpay-go utils.SignSHA256WithRSA with the merchant key, thread CPU time) made in the bench during the same seconds, signing %.0f%% of the time; the median round is the verdict",
+		rounds(len(got)), n, cfg.bWarmup, cfg.bSignerDuty*100)
+	for i, x := range got {
 		d.addf("round %d: consumer %s per intent (kernel %s; wall %.1f s, %.0f intents/s), signature %s CPU (%s wall) over %d signatures: %.2f×; simulator %s per intent; CPU steal %.1f%%",
 			i+1, us(x.perIntent), us(x.sysPerIntent), x.wall.Seconds(), float64(n)/x.wall.Seconds(),
 			us(x.sigCPU), us(x.sigWall), x.sigs, x.ratio(), us(x.simPerIntent), 100*x.steal)
@@ -326,8 +326,8 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	d.addf("consumer idle cost before the intents: %s CPU per second", ms(idle/2))
 	d.addf("the signature measured alone right after (%d signatures): %s CPU (%s wall) each, which would make the median round's ratio %.2f×",
 		cfg.rsaSigs, us(aloneCPU), us(aloneWall), float64(med.perIntent)/float64(aloneCPU))
-	b.note("b: the consumer spends %.2f signatures of CPU per intent (the median of %d rounds; they ranged from %.2f to %.2f): one signature (%s, measured in the bench while the consumer ran; %s alone; see What dominated for its cost inside the consumer) and %s of everything else (validation, three Redis scripts, HTTP, response verification, Kafka, garbage collection).",
-		ratio, len(rounds), byRatio[0].ratio(), byRatio[len(byRatio)-1].ratio(), us(med.sigCPU), us(aloneCPU), us(med.perIntent-med.sigCPU))
+	b.note("b: the consumer spends %.2f signatures of CPU per intent (the median of %s; they ranged from %.2f to %.2f): one signature (%s, measured in the bench while the consumer ran; %s alone; see What dominated for its cost inside the consumer) and %s of everything else (validation, three Redis scripts, HTTP, response verification, Kafka, garbage collection).",
+		ratio, rounds(len(got)), byRatio[0].ratio(), byRatio[len(byRatio)-1].ratio(), us(med.sigCPU), us(aloneCPU), us(med.perIntent-med.sigCPU))
 	d.addf("consumer CPU per intent in the median round = %.2f signatures: the %s beyond the signature is everything else (validation, Redis, Kafka, HTTP, response verification, GC)",
 		ratio, us(med.perIntent-med.sigCPU))
 	return nil
