@@ -292,7 +292,7 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	done := cfg.bWarmup
 	for r := range cfg.bRounds {
 		b.logf("b: round %d of %d: %d intents at latency 0, signing in the bench meanwhile", r+1, cfg.bRounds, n)
-		x, err := b.bRound(ctx, t, c, s, col, fmt.Sprintf("b%d", r), done, n)
+		x, err := b.measureRound(ctx, t, c, s, col, fmt.Sprintf("b%d", r), done, n)
 		if err != nil {
 			return err
 		}
@@ -300,9 +300,7 @@ func (b *bench) scenarioB(ctx context.Context) error {
 		done += n
 	}
 	c.stop(25 * time.Second)
-	byRatio := slices.Clone(got)
-	slices.SortFunc(byRatio, func(x, y bRound) int { return cmp.Compare(x.ratio(), y.ratio()) })
-	med := byRatio[len(byRatio)/2]
+	med, lo, hi := medianRound(got)
 
 	b.logf("b: %d RSA-2048 signatures in-process, alone", cfg.rsaSigs)
 	aloneCPU, aloneWall, err := measureRSA(e.keys.MerchantKey, cfg.rsaSigs)
@@ -327,7 +325,7 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	d.addf("the signature measured alone right after (%d signatures): %s CPU (%s wall) each, which would make the median round's ratio %.2f×",
 		cfg.rsaSigs, us(aloneCPU), us(aloneWall), float64(med.perIntent)/float64(aloneCPU))
 	b.note("b: the consumer spends %.2f signatures of CPU per intent (the median of %s; they ranged from %.2f to %.2f): one signature (%s, measured in the bench while the consumer ran; %s alone; see What dominated for its cost inside the consumer) and %s of everything else (validation, three Redis scripts, HTTP, response verification, Kafka, garbage collection).",
-		ratio, rounds(len(got)), byRatio[0].ratio(), byRatio[len(byRatio)-1].ratio(), us(med.sigCPU), us(aloneCPU), us(med.perIntent-med.sigCPU))
+		ratio, rounds(len(got)), lo, hi, us(med.sigCPU), us(aloneCPU), us(med.perIntent-med.sigCPU))
 	d.addf("consumer CPU per intent in the median round = %.2f signatures: the %s beyond the signature is everything else (validation, Redis, Kafka, HTTP, response verification, GC)",
 		ratio, us(med.perIntent-med.sigCPU))
 	return nil
@@ -343,9 +341,16 @@ type bRound struct {
 
 func (x bRound) ratio() float64 { return float64(x.perIntent) / float64(x.sigCPU) }
 
-// bRound produces n intents (codes prefix…) to a consumer that has already
-// answered done, and measures it and a signing thread meanwhile.
-func (b *bench) bRound(ctx context.Context, t topics, c *consumerProc, s *sim, col *collector, prefix string, done, n int) (bRound, error) {
+// medianRound returns the round with the median ratio (of an even number,
+// the higher of the two middle ones) and the lowest and highest ratios.
+func medianRound(rs []bRound) (med bRound, lo, hi float64) {
+	by := slices.SortedFunc(slices.Values(rs), func(x, y bRound) int { return cmp.Compare(x.ratio(), y.ratio()) })
+	return by[len(by)/2], by[0].ratio(), by[len(by)-1].ratio()
+}
+
+// measureRound produces n intents (codes prefix…) to a consumer that has
+// already answered done, and measures it and a signing thread meanwhile.
+func (b *bench) measureRound(ctx context.Context, t topics, c *consumerProc, s *sim, col *collector, prefix string, done, n int) (bRound, error) {
 	cpu0, simCPU0, m0 := cpuOf(c.proc), cpuOf(s.proc), readCPU()
 	_, sys0, _ := c.proc.times()
 	sg := startSigning(b.e.keys.MerchantKey, b.cfg.bSignerDuty)
