@@ -278,6 +278,20 @@ func (e *env) newTopics(ctx context.Context, scenario string, partitions int) (t
 	return t, e.createTopics(ctx, t)
 }
 
+// setUp starts what most scenarios run on: their topics, a simulator
+// (startSim or startLightSim) at latency, and a collector of their results.
+// stop closes the collector, then stops the simulator.
+func (e *env) setUp(ctx context.Context, scenario string, partitions int, startSim func(time.Duration) (*sim, error), latency time.Duration) (t topics, s *sim, col *collector, stop func(), err error) {
+	if t, err = e.newTopics(ctx, scenario, partitions); err != nil {
+		return t, nil, nil, nil, err
+	}
+	if s, err = startSim(latency); err != nil {
+		return t, nil, nil, nil, err
+	}
+	col = e.startCollector(ctx, t)
+	return t, s, col, func() { col.close(); s.stop(5 * time.Second) }, nil
+}
+
 // consumerProc is a running consumer process with its HTTP address.
 type consumerProc struct {
 	*proc

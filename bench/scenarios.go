@@ -220,17 +220,11 @@ func (b *bench) runA(ctx context.Context, s *sim, tag string, d *detail) (aResul
 func (b *bench) warmUp(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.warmupIntents
-	t, err := e.newTopics(ctx, "warmup", cfg.partitions)
+	t, s, col, stop, err := e.setUp(ctx, "warmup", cfg.partitions, e.startLightSim, cfg.latency)
 	if err != nil {
 		return err
 	}
-	s, err := e.startLightSim(cfg.latency)
-	if err != nil {
-		return err
-	}
-	defer s.stop(5 * time.Second)
-	col := e.startCollector(ctx, t)
-	defer col.close()
+	defer stop()
 	c, err := e.startConsumer(ctx, "consumer", t, s, nil, "-max-in-flight", strconv.Itoa(cfg.maxInFlight))
 	if err != nil {
 		return err
@@ -252,17 +246,11 @@ func (b *bench) scenarioB(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.bIntents
 	d := b.rep.detail("b", fmt.Sprintf("CPU per intent at API latency 0, %s of %d intents", rounds(cfg.bRounds), n))
-	t, err := e.newTopics(ctx, "b", cfg.partitions)
+	t, s, col, stop, err := e.setUp(ctx, "b", cfg.partitions, e.startSim, 0)
 	if err != nil {
 		return err
 	}
-	s, err := e.startSim(0)
-	if err != nil {
-		return err
-	}
-	defer s.stop(5 * time.Second)
-	col := e.startCollector(ctx, t)
-	defer col.close()
+	defer stop()
 	var extra []string
 	if cfg.bMaxInFlight > 0 {
 		extra = []string{"-max-in-flight", strconv.Itoa(cfg.bMaxInFlight)}
@@ -739,17 +727,11 @@ func (b *bench) scenarioE(ctx context.Context) error {
 	r := maxRate / 2
 	n := int(r * cfg.eDuration.Seconds())
 	d := b.rep.detail("e", fmt.Sprintf("End-to-end latency at %.0f intents/s (half of %s)", r, from))
-	t, err := e.newTopics(ctx, "e", parts)
+	t, s, col, stop, err := e.setUp(ctx, "e", parts, e.startLightSim, lat)
 	if err != nil {
 		return err
 	}
-	s, err := e.startLightSim(lat)
-	if err != nil {
-		return err
-	}
-	defer s.stop(5 * time.Second)
-	col := e.startCollector(ctx, t)
-	defer col.close()
+	defer stop()
 	c, err := e.startConsumer(ctx, "consumer", t, s, nil, "-max-in-flight", strconv.Itoa(mif))
 	if err != nil {
 		return err
@@ -859,20 +841,14 @@ func (b *bench) scenarioRate(ctx context.Context) error {
 
 	// Part 1: a low limit holds.
 	lim, n := cfg.rateLimit, cfg.rateIntents
-	t, err := e.newTopics(ctx, "r", parts)
+	t, s, col, stop, err := e.setUp(ctx, "r", parts, e.startLightSim, lat)
 	if err != nil {
 		return err
 	}
-	s, err := e.startLightSim(lat)
-	if err != nil {
-		return err
-	}
-	defer s.stop(5 * time.Second)
+	defer stop()
 	if err := e.produce(ctx, t.requests, "r", 0, n); err != nil {
 		return err
 	}
-	col := e.startCollector(ctx, t)
-	defer col.close()
 	b.logf("rate: %d intents at -rate-limit %g", n, lim)
 	c, err := e.startConsumer(ctx, "consumer", t, s, nil, "-max-in-flight", strconv.Itoa(mif), "-rate-limit", fmt.Sprint(lim))
 	if err != nil {
@@ -994,17 +970,11 @@ func (b *bench) profileLive(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
 	n := cfg.profileIntents
 	d := b.rep.detail("profile", fmt.Sprintf("CPU profiles: the consumer at API latency %s (%d intents), and a replay (%d intents)", cfg.profileLatency, n, cfg.profileReplay))
-	t, err := e.newTopics(ctx, "p", cfg.partitions)
+	t, s, col, stop, err := e.setUp(ctx, "p", cfg.partitions, e.startSim, cfg.profileLatency)
 	if err != nil {
 		return err
 	}
-	s, err := e.startSim(cfg.profileLatency)
-	if err != nil {
-		return err
-	}
-	defer s.stop(5 * time.Second)
-	col := e.startCollector(ctx, t)
-	defer col.close()
+	defer stop()
 	pprofAddr, err := childproc.FreeAddr()
 	if err != nil {
 		return err
