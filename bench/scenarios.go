@@ -339,8 +339,8 @@ func medianRound(rs []bRound) (med bRound, lo, hi float64) {
 // measureRound produces n intents (codes prefix…) to a consumer that has
 // already answered done, and measures it and a signing thread meanwhile.
 func (b *bench) measureRound(ctx context.Context, t topics, c *consumerProc, s *sim, col *collector, prefix string, done, n int) (bRound, error) {
-	cpu0, simCPU0, m0 := cpuOf(c.proc), cpuOf(s.proc), readCPU()
-	_, sys0, _ := c.proc.times()
+	usr0, sys0, _ := c.proc.times()
+	simCPU0, m0 := cpuOf(s.proc), readCPU()
 	sg := startSigning(b.e.keys.MerchantKey, b.cfg.bSignerDuty)
 	t0 := time.Now()
 	if err := b.e.produce(ctx, t.requests, prefix, 0, n); err != nil {
@@ -356,14 +356,14 @@ func (b *bench) measureRound(ctx context.Context, t topics, c *consumerProc, s *
 		return bRound{}, sigErr
 	}
 	wall := time.Since(t0)
-	cpu1, simCPU1, m1 := cpuOf(c.proc), cpuOf(s.proc), readCPU()
-	_, sys1, _ := c.proc.times()
+	usr1, sys1, _ := c.proc.times()
+	simCPU1, m1 := cpuOf(s.proc), readCPU()
 	if err := checkTerminated(rs); err != nil {
 		return bRound{}, err
 	}
 	per := func(d time.Duration) time.Duration { return d / time.Duration(n) }
 	return bRound{
-		perIntent: per(cpu1 - cpu0), sysPerIntent: per(sys1 - sys0), simPerIntent: per(simCPU1 - simCPU0),
+		perIntent: per(usr1 + sys1 - usr0 - sys0), sysPerIntent: per(sys1 - sys0), simPerIntent: per(simCPU1 - simCPU0),
 		sigCPU: sigCPU, sigWall: sigWall, wall: wall, sigs: sigs, steal: stealShare(m0, m1),
 	}, nil
 }
