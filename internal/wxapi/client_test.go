@@ -71,24 +71,6 @@ func setup(t *testing.T, mw func(http.Handler) http.Handler, cfg func(*wxapi.Con
 	return &env{sim, srv, client}
 }
 
-// autoCreating returns a simulator that creates any contract it is asked
-// about, answering after latency, and a client for it.
-func autoCreating(t *testing.T, latency time.Duration) (*wxsim.Server, *wxapi.Client) {
-	t.Helper()
-	k := wxsimtest.Keys(t)
-	opts := k.SimOptions()
-	opts.AutoCreate = true
-	opts.Latency = latency
-	sim := wxsim.New(opts)
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	client, err := wxapi.New(k.ClientConfig(srv.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sim, client
-}
-
 // wxErr returns err's *wxapi.Error, failing the test if there is none.
 func wxErr(t *testing.T, err error) *wxapi.Error {
 	t.Helper()
@@ -486,7 +468,7 @@ func TestNoSecretsInErrors(t *testing.T) {
 
 // Many goroutines share one Client, as the consumer's workers do.
 func TestConcurrentUse(t *testing.T) {
-	sim, client := autoCreating(t, 0)
+	sim, client := wxsimtest.AutoCreating(t, 0)
 	const n = 256
 	var g errgroup.Group
 	for i := range n {
@@ -511,7 +493,7 @@ func TestConcurrentUse(t *testing.T) {
 // slots, 40 calls of 30 ms latency never have more than 4 at the server, and
 // a call whose context ends while it waits for a slot is not sent.
 func TestCallSlots(t *testing.T) {
-	sim, client := autoCreating(t, 30*time.Millisecond)
+	sim, client := wxsimtest.AutoCreating(t, 30*time.Millisecond)
 	slots := make(chan struct{}, 4)
 	ctx := wxapi.WithCallSlots(context.Background(), slots)
 	const n = 40

@@ -393,15 +393,7 @@ func TestConcurrentTerminate(t *testing.T) {
 }
 
 func BenchmarkTerminate(b *testing.B) {
-	k := wxsimtest.Keys(b)
-	opts := k.SimOptions()
-	opts.AutoCreate = true
-	srv := httptest.NewServer(wxsim.New(opts))
-	defer srv.Close()
-	client, err := wxapi.New(k.ClientConfig(srv.URL))
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, client := wxsimtest.AutoCreating(b, 0)
 	var n sync.Mutex
 	i := 0
 	b.RunParallel(func(pb *testing.PB) {

@@ -2,9 +2,12 @@
 package wxsimtest
 
 import (
+	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/wxterm/wxterm/internal/wxapi"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
@@ -20,4 +23,23 @@ func Keys(t testing.TB) *wxsim.Keys {
 		t.Fatalf("simulator keys: %v", err)
 	}
 	return k
+}
+
+// AutoCreating serves a simulator that creates any contract it is asked
+// about, answering after latency, and returns it with a client for it. The
+// server closes when the test ends.
+func AutoCreating(t testing.TB, latency time.Duration) (*wxsim.Server, *wxapi.Client) {
+	t.Helper()
+	k := Keys(t)
+	opts := k.SimOptions()
+	opts.AutoCreate = true
+	opts.Latency = latency
+	sim := wxsim.New(opts)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	client, err := wxapi.New(k.ClientConfig(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, client
 }
