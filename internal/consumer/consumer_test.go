@@ -469,7 +469,13 @@ func TestIntentsOutsideTheAllowlistAreNotAllowed(t *testing.T) {
 			t.Errorf("%s: %d terminate calls; want none", in.RequestID, n)
 		}
 	}
-	if v := testutil.ToFloat64(opts.Metrics.Outcomes.WithLabelValues("papay_partner", event.TypeFailed, event.ReasonNotAllowed)); v != 1 {
+	// The consumer counts an outcome once its write to Kafka returns, which
+	// may be a moment after this test has read the event.
+	outcome := opts.Metrics.Outcomes.WithLabelValues("papay_partner", event.TypeFailed, event.ReasonNotAllowed)
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(outcome) < 1 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := testutil.ToFloat64(outcome); v != 1 {
 		t.Errorf("got outcomes{papay_partner,failed,not_allowed} = %v; want 1", v)
 	}
 	if v := testutil.ToFloat64(opts.Metrics.Consumed); v != 4 {
