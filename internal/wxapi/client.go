@@ -1,7 +1,13 @@
 // Package wxapi terminates and queries WeChat Pay APIv3 auto-debit contracts
 // (credit_repayment, papay_partner, papay_direct, global_papay) through the
 // official SDK, which signs requests with the merchant key and validates
-// response signatures with the WeChat Pay public key.
+// response signatures with the WeChat Pay public key, with platform
+// certificates the SDK downloads with the merchant's APIv3 key, or with
+// either while a merchant migrates (see Verification).
+//
+// Each API family's answers are decoded in the shape its pages document
+// and normalised (Contract.Status, Contract.TerminationMode,
+// Contract.TerminatedAt) beside WeChat's raw values.
 //
 // Every failure is an *Error, classified as Transient, Permanent or Systemic
 // by one table (see Classify), and marked Sent when WeChat may have acted on
@@ -30,7 +36,6 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/signers"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/validators"
-	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
 )
 
 // Default hosts and timeout.
@@ -47,8 +52,18 @@ type Config struct {
 	CertSerial string          // merchant API certificate serial number
 	PrivateKey *rsa.PrivateKey // merchant API private key: signs requests
 
-	PublicKeyID string         // WeChat Pay public key id (PUB_KEY_ID_...)
-	PublicKey   *rsa.PublicKey // WeChat Pay public key: validates responses
+	// Verification says how answers are verified; the zero value is
+	// VerifyPublicKey.
+	Verification Verification
+	PublicKeyID  string         // WeChat Pay public key id (PUB_KEY_ID_...): VerifyPublicKey, VerifyBoth
+	PublicKey    *rsa.PublicKey // WeChat Pay public key: VerifyPublicKey, VerifyBoth
+	// APIv3Key decrypts the platform certificates (32 bytes):
+	// VerifyCertificates, VerifyBoth.
+	APIv3Key string
+	// CertificateRefresh is how often platform certificates are downloaded
+	// again; default downloader.DefaultDownloadInterval (24 h). The SDK
+	// advises between 1 hour and 2 days.
+	CertificateRefresh time.Duration
 
 	BaseURL       string // default DefaultBaseURL
 	BackupURL     string // default DefaultBackupURL; tried on a network failure to BaseURL (see Client.Terminate)
@@ -73,9 +88,11 @@ func (c *Config) setDefaults() {
 // Validate reports what is missing or unusable in c, wrapping ErrConfig.
 func (c *Config) Validate() error {
 	var problems []string
-	for _, f := range []struct{ name, value string }{
-		{"mchid", c.MchID}, {"merchant certificate serial", c.CertSerial}, {"wechat pay public key id", c.PublicKeyID},
-	} {
+	required := []struct{ name, value string }{{"mchid", c.MchID}, {"merchant certificate serial", c.CertSerial}}
+	if c.Verification.usesPublicKey() {
+		required = append(required, struct{ name, value string }{"wechat pay public key id", c.PublicKeyID})
+	}
+	for _, f := range required {
 		if strings.TrimSpace(f.value) == "" {
 			problems = append(problems, f.name+" is required")
 		}
@@ -88,8 +105,17 @@ func (c *Config) Validate() error {
 	case c.PrivateKey.N.BitLen() < 2048:
 		problems = append(problems, "merchant private key must be RSA-2048 or longer")
 	}
-	if c.PublicKey == nil || c.PublicKey.N == nil {
+	switch {
+	case c.Verification < VerifyPublicKey || c.Verification > VerifyBoth:
+		problems = append(problems, "unknown verification mode")
+	case c.Verification.usesPublicKey() && (c.PublicKey == nil || c.PublicKey.N == nil):
 		problems = append(problems, "wechat pay public key is required")
+	}
+	if c.Verification.usesCertificates() && len(c.APIv3Key) != apiV3KeyLen {
+		problems = append(problems, "apiv3 key of 32 bytes is required to download platform certificates")
+	}
+	if c.CertificateRefresh < 0 {
+		problems = append(problems, "certificate refresh must not be negative")
 	}
 	for _, u := range []struct{ name, value string }{
 		{"base url", c.BaseURL}, {"backup url", c.BackupURL}, {"global base url", c.GlobalBaseURL},
@@ -123,11 +149,13 @@ func defaultHTTPClient() *http.Client {
 }
 
 // Client calls the WeChat Pay contract APIs for one merchant. It is safe for
-// concurrent use; it holds no resources that need closing.
+// concurrent use. A Client verifying with platform certificates refreshes
+// them in a goroutine until Close.
 type Client struct {
 	sdk                      *core.Client
 	base, backup, globalBase string
 	timeout                  time.Duration
+	certs                    *certificates // nil with VerifyPublicKey
 }
 
 // New returns a Client for cfg, or an error wrapping ErrConfig (Systemic)
@@ -137,29 +165,43 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("wxapi: %w", err)
 	}
+	certs, err := startCertificates(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("wxapi: %w", err)
+	}
 	sdk, err := core.NewClientWithDialSettings(context.Background(), &core.DialSettings{
 		HTTPClient: withSlots(cfg.HTTPClient),
 		Signer: stateSigner{&signers.SHA256WithRSASigner{
 			MchID: cfg.MchID, CertificateSerialNo: cfg.CertSerial, PrivateKey: cfg.PrivateKey,
 		}},
-		Validator: signatureValidator{validators.NewWechatPayResponseValidator(
-			verifiers.NewSHA256WithRSAPubkeyVerifier(cfg.PublicKeyID, *cfg.PublicKey),
-		)},
+		Validator: signatureValidator{validators.NewWechatPayResponseValidator(verifier(cfg, certs))},
 	})
 	if err != nil {
+		certs.stop()
 		return nil, fmt.Errorf("wxapi: %w: %v", ErrConfig, err)
 	}
-	return &Client{sdk: sdk, base: cfg.BaseURL, backup: cfg.BackupURL, globalBase: cfg.GlobalBaseURL, timeout: cfg.Timeout}, nil
+	return &Client{sdk: sdk, base: cfg.BaseURL, backup: cfg.BackupURL, globalBase: cfg.GlobalBaseURL, timeout: cfg.Timeout, certs: certs}, nil
+}
+
+// Close stops refreshing platform certificates; it does nothing for a
+// Client verifying with the public key. The Client must not be used after.
+func (c *Client) Close() error {
+	c.certs.stop()
+	return nil
 }
 
 // Terminate asks WeChat to terminate the contract r names and returns what
 // WeChat answered about it.
 //
-// global_papay answers 204 without a body: the Contract returned then holds
-// the request's identifiers, the remark and ContractState StateTerminated;
-// Query it for WeChat's full record. Likewise, identifiers and a state that
-// a success answer lacks are filled from the request. A nil error means
-// WeChat accepted the termination, whatever ContractState it reported.
+// global_papay answers 204 without a body, and credit_repayment may answer
+// without its optional contract_info: the Contract returned then holds the
+// request's identifiers, the remark, Status StatusTerminated and
+// TerminationMode ModeMerchant, its raw state empty; Query it for WeChat's
+// record. Identifiers a success answer lacks are filled from the request. A
+// nil error means WeChat accepted the termination; the contract may still
+// be Pending (papay's TERMINATE_PENDING): query it again, never terminate
+// it again. Any other 2xx without the documented contract is an error,
+// Sent: the outcome is unknown.
 //
 // On a network failure before the request was written to BaseURL, the call
 // is repeated on BackupURL. It is not repeated once the request may have
@@ -171,13 +213,16 @@ func (c *Client) Terminate(ctx context.Context, r Request) (*Contract, error) {
 		return nil, err
 	}
 	if contract == nil {
-		contract = &Contract{AppID: r.AppID, SpAppID: r.SpAppID, SubMchID: r.SubMchID, SubAppID: r.SubAppID,
-			ContractTerminationRemark: r.Remark}
+		// An answer documented without a contract (global_papay's 204,
+		// credit_repayment without contract_info): WeChat accepted our call,
+		// so the contract is terminated, by us; the raw fields stay empty.
+		contract = &Contract{API: r.API, AppID: r.AppID, SpAppID: r.SpAppID, SubMchID: r.SubMchID, SubAppID: r.SubAppID,
+			ContractTerminationRemark: r.Remark, Status: StatusTerminated, TerminationMode: ModeMerchant}
 	}
 	contract.ContractID = cmp.Or(contract.ContractID, r.ContractID)
 	contract.OutContractCode = cmp.Or(contract.OutContractCode, r.OutContractCode)
 	contract.PlanID = cmp.Or(contract.PlanID, r.PlanID)
-	contract.ContractState = cmp.Or(contract.ContractState, StateTerminated)
+	contract.Status = cmp.Or(contract.Status, StatusTerminated)
 	return contract, nil
 }
 
@@ -258,12 +303,9 @@ func (c *Client) attempt(ctx context.Context, method, url string, body []byte) (
 func decode(op string, api API, resp *http.Response) (*Contract, error) {
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if err == nil && len(bytes.TrimSpace(body)) == 0 {
-		return nil, nil
-	}
 	var c *Contract
 	if err == nil {
-		c, err = decodeContract(body)
+		c, err = decodeAnswer(api, op, body)
 	}
 	if err != nil {
 		e := newError(op, api, fmt.Errorf("decode answer: %w", err))

@@ -88,32 +88,87 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// WeChat Pay's error codes this package acts on. Sources: the SDK's error
+// tables (wechatpay-go v0.2.21 services/*: NO_AUTH 403, RESOURCE_NOT_EXISTS
+// 404, RATELIMIT_EXCEED 429, INVALID_REQUEST 400, PARAM_ERROR 400), the
+// APIv3 common codes (SIGN_ERROR 401, SYSTEM_ERROR 500), and global papay's
+// terminate page (403 CONTRACT_NOT_EXIST, NOTES-wechatpay.md:
+// pay.weixin.qq.com/doc/global/v3/en/4012356587).
+const (
+	CodeParamError       = "PARAM_ERROR"
+	CodeInvalidRequest   = "INVALID_REQUEST"
+	CodeNoAuth           = "NO_AUTH"
+	CodeContractNotExist = "CONTRACT_NOT_EXIST"
+	CodeRateLimitExceed  = "RATELIMIT_EXCEED"  // the documented spelling, no trailing D
+	CodeFrequencyLimited = "FREQUENCY_LIMITED" // SPEC's name for the same limit
+	CodeSystemError      = "SYSTEM_ERROR"
+	CodeSignError        = "SIGN_ERROR"
+)
+
 // classes is the classification table; the first matching row wins.
 // status is an HTTP status, a family ("4xx"), "*" for any, or "-" for a
 // failure without an HTTP answer (network error, timeout). code "" matches
-// any code. cause, if set, must be in the error's chain.
+// any code. cause, if set, must be in the error's chain. query marks a
+// terminate refusal that may mean "already terminated": query the contract
+// before judging (see MayBeTerminated).
 var classes = []struct {
 	status string
 	code   string
 	cause  error
 	class  Class
+	query  bool
 }{
-	{"*", "", ErrSignature, Systemic},
-	{"*", "", ErrConfig, Systemic},
-	{"*", "", ErrInvalidRequest, Permanent},
-	{"401", "", nil, Systemic},  // SIGN_ERROR or any other authentication failure: our key, serial, mchid or clock
-	{"429", "", nil, Transient}, // FREQUENCY_LIMITED, RATELIMIT_EXCEEDED
-	{"404", "", nil, Permanent}, // NOT_FOUND, RESOURCE_NOT_EXISTS, ...
-	{"403", "NO_AUTH", nil, Permanent},
-	{"400", "PARAM_ERROR", nil, Permanent},
-	{"400", "INVALID_REQUEST", nil, Permanent},
-	{"*", "SYSTEM_ERROR", nil, Transient},
-	{"*", "FREQUENCY_LIMITED", nil, Transient},
-	{"*", "SIGN_ERROR", nil, Systemic},
-	{"2xx", "", nil, Transient}, // a success answer we could not read: outcome unknown
-	{"4xx", "", nil, Permanent},
-	{"5xx", "", nil, Transient},
-	{"-", "", nil, Transient},
+	{"*", "", ErrSignature, Systemic, false},
+	{"*", "", ErrConfig, Systemic, false},
+	{"*", "", ErrInvalidRequest, Permanent, false},
+	{"401", "", nil, Systemic, false}, // SIGN_ERROR or any other authentication failure: our key, serial, mchid or clock
+	// Rate limits are transient at any status; IsFrequencyLimited tells the
+	// caller to back off harder (no page gives these APIs' QPS limits).
+	{"429", "", nil, Transient, false},
+	{"*", CodeRateLimitExceed, nil, Transient, false},
+	{"*", CodeFrequencyLimited, nil, Transient, false},
+	// Global papay's terminate answers 403 CONTRACT_NOT_EXIST for a contract
+	// it cannot find "or" (the page's text is cut off) one already
+	// terminated: query, then not_found or already terminated.
+	{"403", CodeContractNotExist, nil, Permanent, true},
+	{"404", "", nil, Permanent, false}, // NOT_FOUND, RESOURCE_NOT_EXISTS: no such contract
+	// NO_AUTH is permanent for the call, never systemic: it can be one
+	// contract's ("非服务商下的签约子商户", a sub-merchant not under this
+	// service provider, in the SDK's tables) as well as the merchant's
+	// ("商户无权限": the product or API not granted). Systemic would hold
+	// every merchant's calls for one bad intent. But when it repeats across
+	// contracts of one merchant it is the merchant's permission: the caller
+	// should hold that merchant alone (IsNoAuth) rather than publish a
+	// rejection per contract.
+	{"403", CodeNoAuth, nil, Permanent, false},
+	{"400", CodeParamError, nil, Permanent, false}, // the request is malformed: nothing to query
+	// A well-formed request that breaks a business rule, e.g. a terminate of
+	// a contract that is not effective (papay: "对应的委托代扣签约协议是已生效
+	// 状态", seed 004). No page documents a dedicated "already terminated"
+	// code for credit_repayment or papay.
+	{"400", CodeInvalidRequest, nil, Permanent, true},
+	{"*", CodeSystemError, nil, Transient, false},
+	{"*", CodeSignError, nil, Systemic, false},
+	{"2xx", "", nil, Transient, false}, // a success answer we could not read: outcome unknown
+	{"4xx", "", nil, Permanent, true},  // an undocumented refusal: it may mean already terminated
+	{"5xx", "", nil, Transient, false},
+	{"-", "", nil, Transient, false},
+}
+
+// row returns the table row err matches, or -1.
+func row(err error) int {
+	var status int
+	var code string
+	if e, ok := errors.AsType[*Error](err); ok {
+		status, code = e.HTTPStatus, e.Code
+	}
+	for i, r := range classes {
+		if matchStatus(r.status, status) && (r.code == "" || r.code == code) &&
+			(r.cause == nil || errors.Is(err, r.cause)) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Classify says what to do about err. An *Error anywhere in err's chain is
@@ -121,18 +176,39 @@ var classes = []struct {
 // error, a context deadline) is Transient, except those wrapping ErrConfig,
 // ErrSignature or ErrInvalidRequest.
 func Classify(err error) Class {
-	var status int
-	var code string
-	if e, ok := errors.AsType[*Error](err); ok {
-		status, code = e.HTTPStatus, e.Code
-	}
-	for _, row := range classes {
-		if matchStatus(row.status, status) && (row.code == "" || row.code == code) &&
-			(row.cause == nil || errors.Is(err, row.cause)) {
-			return row.class
-		}
+	if i := row(err); i >= 0 {
+		return classes[i].class
 	}
 	return Transient
+}
+
+// MayBeTerminated reports whether err is a terminate refusal that may mean
+// the contract is already terminated (403 CONTRACT_NOT_EXIST, 400
+// INVALID_REQUEST, an undocumented 4xx): query the contract before judging
+// it. A query that then finds it terminated makes the outcome terminated; a
+// query that finds no contract (IsNotFound) makes it not_found.
+func MayBeTerminated(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	i := row(err)
+	return ok && e.Op == opTerminate && i >= 0 && classes[i].query
+}
+
+// IsNotFound reports whether err says the contract does not exist: a 404
+// (NOT_FOUND, RESOURCE_NOT_EXISTS), or a query answered 403
+// CONTRACT_NOT_EXIST (a query would return a terminated contract, so there
+// the code is not ambiguous).
+func IsNotFound(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && (e.HTTPStatus == http.StatusNotFound ||
+		e.Op == opQuery && e.HTTPStatus == http.StatusForbidden && e.Code == CodeContractNotExist)
+}
+
+// IsNoAuth reports whether err is 403 NO_AUTH: permanent for the call, and,
+// when it repeats across a merchant's contracts, that merchant's missing
+// permission (see the classification table).
+func IsNoAuth(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && e.Code == CodeNoAuth
 }
 
 func matchStatus(pattern string, status int) bool {
@@ -149,8 +225,10 @@ func matchStatus(pattern string, status int) bool {
 }
 
 // IsFrequencyLimited reports whether err is WeChat's rate limit (429,
-// FREQUENCY_LIMITED): back off harder than for other transient failures.
+// RATELIMIT_EXCEED, FREQUENCY_LIMITED): back off harder than for other
+// transient failures.
 func IsFrequencyLimited(err error) bool {
 	e, ok := errors.AsType[*Error](err)
-	return ok && (e.HTTPStatus == http.StatusTooManyRequests || e.Code == "FREQUENCY_LIMITED" || e.Code == "RATELIMIT_EXCEEDED")
+	return ok && (e.HTTPStatus == http.StatusTooManyRequests || e.Code == CodeFrequencyLimited || e.Code == CodeRateLimitExceed ||
+		e.Code == "RATELIMIT_EXCEEDED") // a misspelling this package once matched; harmless to keep
 }

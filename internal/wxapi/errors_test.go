@@ -27,6 +27,9 @@ func TestClassify(t *testing.T) {
 		{"503", &Error{HTTPStatus: 503}, Transient},
 		{"429 FREQUENCY_LIMITED", &Error{HTTPStatus: 429, Code: "FREQUENCY_LIMITED"}, Transient},
 		{"429 RATELIMIT_EXCEEDED", &Error{HTTPStatus: 429, Code: "RATELIMIT_EXCEEDED"}, Transient},
+		{"429 RATELIMIT_EXCEED (documented)", &Error{HTTPStatus: 429, Code: "RATELIMIT_EXCEED"}, Transient},
+		{"RATELIMIT_EXCEED under 403", &Error{HTTPStatus: 403, Code: "RATELIMIT_EXCEED"}, Transient},
+		{"403 CONTRACT_NOT_EXIST", &Error{HTTPStatus: 403, Code: "CONTRACT_NOT_EXIST"}, Permanent},
 		{"SYSTEM_ERROR under another status", &Error{HTTPStatus: 400, Code: "SYSTEM_ERROR"}, Transient},
 		{"undecodable 200", &Error{HTTPStatus: 200, Err: errors.New("decode answer: EOF")}, Transient},
 		// permanent
@@ -65,6 +68,7 @@ func TestIsFrequencyLimited(t *testing.T) {
 		{&Error{HTTPStatus: 429, Code: "FREQUENCY_LIMITED"}, true},
 		{fmt.Errorf("x: %w", &Error{HTTPStatus: 429}), true},
 		{&Error{HTTPStatus: 403, Code: "FREQUENCY_LIMITED"}, true},
+		{&Error{HTTPStatus: 403, Code: "RATELIMIT_EXCEED"}, true},
 		{&Error{HTTPStatus: 500, Code: "SYSTEM_ERROR"}, false},
 		{errors.New("429"), false},
 	} {
@@ -94,6 +98,52 @@ func TestClassString(t *testing.T) {
 	for c, want := range map[Class]string{Transient: "transient", Permanent: "permanent", Systemic: "systemic", Class(7): "class(7)"} {
 		if got := c.String(); got != want {
 			t.Errorf("Class(%d).String() = %q; want %q", int(c), got, want)
+		}
+	}
+}
+
+func TestMayBeTerminated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"global 403 CONTRACT_NOT_EXIST", &Error{Op: opTerminate, HTTPStatus: 403, Code: "CONTRACT_NOT_EXIST"}, true},
+		{"400 INVALID_REQUEST", &Error{Op: opTerminate, HTTPStatus: 400, Code: "INVALID_REQUEST"}, true},
+		{"undocumented 4xx", &Error{Op: opTerminate, HTTPStatus: 409, Code: "CONTRACT_TERMINATED"}, true},
+		{"wrapped", fmt.Errorf("x: %w", &Error{Op: opTerminate, HTTPStatus: 403, Code: "CONTRACT_NOT_EXIST"}), true},
+		{"400 PARAM_ERROR", &Error{Op: opTerminate, HTTPStatus: 400, Code: "PARAM_ERROR"}, false},
+		{"403 NO_AUTH", &Error{Op: opTerminate, HTTPStatus: 403, Code: "NO_AUTH"}, false},
+		{"404", &Error{Op: opTerminate, HTTPStatus: 404, Code: "RESOURCE_NOT_EXISTS"}, false},
+		{"invalid request, not sent", &Error{Op: opTerminate, Err: ErrInvalidRequest}, false},
+		{"500", &Error{Op: opTerminate, HTTPStatus: 500, Code: "SYSTEM_ERROR"}, false},
+		{"a query's refusal", &Error{Op: opQuery, HTTPStatus: 403, Code: "CONTRACT_NOT_EXIST"}, false},
+		{"not an *Error", errors.New("403"), false},
+	} {
+		if got := MayBeTerminated(tc.err); got != tc.want {
+			t.Errorf("%s: MayBeTerminated = %v; want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestIsNotFoundAndNoAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		err                error
+		notFound, noAuthed bool
+	}{
+		{"404 RESOURCE_NOT_EXISTS", &Error{Op: opQuery, HTTPStatus: 404, Code: "RESOURCE_NOT_EXISTS"}, true, false},
+		{"404 NOT_FOUND on terminate", &Error{Op: opTerminate, HTTPStatus: 404, Code: "NOT_FOUND"}, true, false},
+		{"query 403 CONTRACT_NOT_EXIST", &Error{Op: opQuery, HTTPStatus: 403, Code: "CONTRACT_NOT_EXIST"}, true, false},
+		{"terminate 403 CONTRACT_NOT_EXIST: ambiguous", &Error{Op: opTerminate, HTTPStatus: 403, Code: "CONTRACT_NOT_EXIST"}, false, false},
+		{"403 NO_AUTH", fmt.Errorf("x: %w", &Error{Op: opTerminate, HTTPStatus: 403, Code: "NO_AUTH"}), false, true},
+		{"500", &Error{Op: opQuery, HTTPStatus: 500}, false, false},
+	} {
+		if got := IsNotFound(tc.err); got != tc.notFound {
+			t.Errorf("%s: IsNotFound = %v; want %v", tc.name, got, tc.notFound)
+		}
+		if got := IsNoAuth(tc.err); got != tc.noAuthed {
+			t.Errorf("%s: IsNoAuth = %v; want %v", tc.name, got, tc.noAuthed)
 		}
 	}
 }
