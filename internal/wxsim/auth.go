@@ -2,6 +2,7 @@ package wxsim
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -82,12 +83,22 @@ func paramError(field, location, value, issue string) answer {
 // timestamp, nonce and body, each followed by a newline); corrupt flips a
 // bit of the signature.
 func (s *Server) write(w http.ResponseWriter, a answer, corrupt bool) {
+	serial, key := s.opts.PublicKeyID, s.opts.PlatformPrivateKey
+	if Signing(s.signing.Load()) == SignCertificate {
+		serial, key = s.opts.CertificateSerial, s.opts.CertificateKey
+	}
+	s.writeSigned(w, a, corrupt, serial, key)
+}
+
+// writeSigned sends a signed with key, naming serial; a nil key sends it
+// unsigned.
+func (s *Server) writeSigned(w http.ResponseWriter, a answer, corrupt bool, serial string, key *rsa.PrivateKey) {
 	h := w.Header()
 	h.Set("Request-ID", fmt.Sprintf("sim-%08x", s.requestID.Add(1)))
 	if a.body != nil {
 		h.Set("Content-Type", "application/json")
 	}
-	if key := s.opts.PlatformPrivateKey; key != nil {
+	if key != nil {
 		ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), rand.Text()
 		sig, err := utils.SignSHA256WithRSA(ts+"\n"+nonce+"\n"+string(a.body)+"\n", key)
 		if err != nil {
@@ -99,7 +110,7 @@ func (s *Server) write(w http.ResponseWriter, a answer, corrupt bool) {
 			b[len(b)/2] ^= 0x01
 			sig = base64.StdEncoding.EncodeToString(b)
 		}
-		h.Set("Wechatpay-Serial", s.opts.PublicKeyID)
+		h.Set("Wechatpay-Serial", serial)
 		h.Set("Wechatpay-Timestamp", ts)
 		h.Set("Wechatpay-Nonce", nonce)
 		h.Set("Wechatpay-Signature", sig)

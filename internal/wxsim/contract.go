@@ -20,6 +20,23 @@ const (
 	Effective  State = iota // CONTRACT_STATE_EFFECTIVE, or SIGNED in the papay APIs
 	Terminated              // CONTRACT_STATE_TERMINATED, or TERMINATED
 	Invalid                 // CONTRACT_STATE_INVALID, or SIGN_FAILED
+	// TerminatePending is papay's TERMINATE_PENDING: a termination under
+	// way, which becomes Terminated at Contract.PendingUntil (never, if
+	// zero). A papay terminate leads to it when Options.PendingFor > 0.
+	TerminatePending
+)
+
+// Terminator is who terminated a contract; each API renders it in its own
+// vocabulary of termination modes.
+type Terminator int
+
+// Terminators. The zero Terminator is ByMerchant: a terminate call.
+const (
+	ByMerchant Terminator = iota
+	ByUser
+	ByCustomerService
+	ByPlatform
+	BySystem
 )
 
 // Contract is a contract the simulator holds.
@@ -31,12 +48,22 @@ type Contract struct {
 	// SubMchID, AppID, SpAppID and SubAppID, when set, must match the
 	// request's (400 PARAM_ERROR otherwise).
 	SubMchID, AppID, SpAppID, SubAppID string
-	DisplayName                        string // display_name, or contract_display_account in the papay APIs
+	DisplayName                        string // display_name; contract_display_account (papay); user_display_name (global)
 	RepaymentDay                       int64  // credit_repayment
 	State                              State
 	SignedTime                         time.Time
-	TerminatedTime                     time.Time // set by a termination
-	TerminationRemark                  string    // set by a termination
+	TerminatedTime                     time.Time  // set by a termination
+	TerminationRemark                  string     // set by a termination
+	TerminatedBy                       Terminator // who terminated it; ByMerchant for a terminate call
+	PendingUntil                       time.Time  // when a TerminatePending contract becomes Terminated
+}
+
+// resolve moves a pending termination that is due to Terminated; s.mu must
+// be held.
+func (c *Contract) resolve(now time.Time) {
+	if c.State == TerminatePending && !c.PendingUntil.IsZero() && !now.Before(c.PendingUntil) {
+		c.State, c.TerminatedTime = Terminated, c.PendingUntil
+	}
 }
 
 // input is one parsed request.
@@ -167,6 +194,13 @@ func digits(s string) bool {
 	return err == nil
 }
 
+// Error codes the simulator answers with, as the pages document them.
+const (
+	codeNotExists        = "RESOURCE_NOT_EXISTS" // 404; the SDK's error tables (e.g. services/profitsharing)
+	codeContractNotExist = "CONTRACT_NOT_EXIST"  // 403, global papay terminate (NOTES-wechatpay.md)
+	codeInvalidRequest   = "INVALID_REQUEST"     // 400, the APIv3 business-rule refusal
+)
+
 // process validates, applies and renders a request that passed the
 // signature check.
 func (s *Server) process(in *input) answer {
@@ -175,38 +209,55 @@ func (s *Server) process(in *input) answer {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	c := s.lookup(in)
 	if c == nil {
-		if !s.opts.AutoCreate {
-			// 404 NOT_FOUND is the APIv3 business error code for "the requested
-			// resource does not exist" (请求的资源不存在).
-			return errorAnswer(http.StatusNotFound, "NOT_FOUND", "contract does not exist", nil)
+		if !s.opts.AutoCreate || s.missing[in.key()] {
+			if in.api == wxapi.GlobalPapay && in.terminate {
+				// Global papay's terminate documents 403 CONTRACT_NOT_EXIST:
+				// "The contract cannot be found" (official page 4012356587).
+				return errorAnswer(http.StatusForbidden, codeContractNotExist, "the contract cannot be found or has been terminated", nil)
+			}
+			return errorAnswer(http.StatusNotFound, codeNotExists, "contract does not exist", nil)
 		}
 		c = s.create(in)
 	}
 	if a := in.mismatch(c); a != nil {
 		return *a
 	}
+	c.resolve(now)
 	if in.terminate {
 		if c.State != Effective {
-			// The terminate APIs require an effective contract (papay: "对应的
-			// 委托代扣签约协议是已生效状态的委托代扣签约协议"). A request that is
-			// well formed but breaks a business rule is answered, per the APIv3
-			// common error codes, 400 INVALID_REQUEST (请求的业务参数符合参数格式，
-			// 但不符合业务规则). No page documents a dedicated code for it.
-			return errorAnswer(http.StatusBadRequest, "INVALID_REQUEST", "contract is not effective: already terminated", nil)
+			return refuseTerminate(in.api)
 		}
-		c.State, c.TerminatedTime = Terminated, time.Now()
+		c.State, c.TerminatedTime, c.TerminatedBy = Terminated, now, ByMerchant
 		c.TerminationRemark = in.body.Remark
 		if in.api == wxapi.GlobalPapay {
 			c.TerminationRemark = in.body.Note
 		}
+		if s.opts.PendingFor > 0 && (in.api == wxapi.PapayPartner || in.api == wxapi.PapayDirect) {
+			c.State, c.TerminatedTime, c.PendingUntil = TerminatePending, time.Time{}, now.Add(s.opts.PendingFor)
+		}
 		s.done[in.key()]++
 		if in.api == wxapi.GlobalPapay {
-			return answer{status: http.StatusNoContent}
+			return answer{status: http.StatusNoContent} // seed 002: "No data (the HTTP status code is 204)"
 		}
 	}
-	return answer{http.StatusOK, s.render(c)}
+	return answer{http.StatusOK, s.render(c, in.terminate)}
+}
+
+// refuseTerminate answers a terminate of a contract that is not effective.
+// The terminate APIs require an effective contract (papay: "对应的委托代扣
+// 签约协议是已生效状态的委托代扣签约协议", seed 004). Global papay documents
+// 403 CONTRACT_NOT_EXIST for a contract not found "or" already terminated;
+// for credit_repayment and papay no page documents a dedicated code, so the
+// APIv3 business-rule refusal 400 INVALID_REQUEST (请求的业务参数符合参数
+// 格式，但不符合业务规则) stands in for it.
+func refuseTerminate(api wxapi.API) answer {
+	if api == wxapi.GlobalPapay {
+		return errorAnswer(http.StatusForbidden, codeContractNotExist, "the contract cannot be found or has been terminated", nil)
+	}
+	return errorAnswer(http.StatusBadRequest, codeInvalidRequest, "contract is not effective: already terminated", nil)
 }
 
 // lookup finds the contract a request names; s.mu must be held.
@@ -283,7 +334,9 @@ func timestamp(t time.Time) string {
 	return t.In(beijing).Format(time.RFC3339)
 }
 
-// creditContract is credit_repayment's contract_info.
+// creditContract is credit_repayment's contract: the terminate answer's
+// contract_info (seed 000) and the query answer, bare
+// (openapi/v3/credit-repayment/partner/contracts/{out_contract_code}.md).
 type creditContract struct {
 	ContractID                string `json:"contract_id"`
 	PlanID                    string `json:"plan_id"`
@@ -297,8 +350,8 @@ type creditContract struct {
 	RepaymentDay              int64  `json:"repayment_day,omitempty"`
 }
 
-// papayContract is the papay APIs' contract; global_papay's query answer
-// is rendered the same way.
+// papayContract is the papay APIs' contract, bare in both answers (seed
+// 004; docs/v3/papay/sign/.../terminate.yaml).
 type papayContract struct {
 	MchID                  string         `json:"mchid,omitempty"`
 	AppID                  string         `json:"appid,omitempty"`
@@ -307,7 +360,7 @@ type papayContract struct {
 	SubMchID               string         `json:"sub_mchid,omitempty"`
 	SubAppID               string         `json:"sub_appid,omitempty"`
 	ContractID             string         `json:"contract_id"`
-	PlanID                 int64          `json:"plan_id,omitempty"` // an integer, unlike credit_repayment's
+	PlanID                 int64          `json:"plan_id,omitempty"` // a number, unlike credit_repayment's
 	OutContractCode        string         `json:"out_contract_code,omitempty"`
 	ContractDisplayAccount string         `json:"contract_display_account,omitempty"`
 	ContractState          string         `json:"contract_state"`
@@ -321,44 +374,95 @@ type terminateInfo struct {
 	ContractTerminationRemark string `json:"contract_termination_remark,omitempty"`
 }
 
+// globalContract is global papay's query answer
+// (openapi/v3/global/papay/contracts/{contract_id}.md).
+type globalContract struct {
+	MchID           string `json:"mchid,omitempty"`
+	AppID           string `json:"appid,omitempty"`
+	SpMchID         string `json:"sp_mchid,omitempty"`
+	SubMchID        string `json:"sub_mchid,omitempty"`
+	SpAppID         string `json:"sp_appid,omitempty"`
+	SubAppID        string `json:"sub_appid,omitempty"`
+	ContractID      string `json:"contract_id"`
+	PlanID          int64  `json:"plan_id,omitempty"` // integer
+	OutContractCode string `json:"out_contract_code,omitempty"`
+	UserDisplayName string `json:"user_display_name,omitempty"`
+	State           string `json:"state"`
+	SignedTime      string `json:"signed_time,omitempty"`
+	TerminatedTime  string `json:"terminated_time,omitempty"`
+	TerminationMode string `json:"termination_mode,omitempty"`
+	TerminationNote string `json:"termination_note,omitempty"`
+}
+
+// Each family's vocabulary (see wxapi's vocabularies for the sources). A
+// state a family lacks is rendered as its nearest: only papay has a
+// pending state. A terminator a family lacks is rendered as its
+// catch-all: TERMINATION_MODE_INVALID, SYSTEM_TERMINATE, PLATFORM.
 var (
-	creditStates = [...]string{Effective: "CONTRACT_STATE_EFFECTIVE", Terminated: "CONTRACT_STATE_TERMINATED", Invalid: "CONTRACT_STATE_INVALID"}
-	papayStates  = [...]string{Effective: "SIGNED", Terminated: "TERMINATED", Invalid: "SIGN_FAILED"}
+	creditStates = [...]string{Effective: "CONTRACT_STATE_EFFECTIVE", Terminated: "CONTRACT_STATE_TERMINATED",
+		Invalid: "CONTRACT_STATE_INVALID", TerminatePending: "CONTRACT_STATE_TERMINATED"}
+	papayStates = [...]string{Effective: "SIGNED", Terminated: "TERMINATED", Invalid: "SIGN_FAILED",
+		TerminatePending: "TERMINATE_PENDING"}
+	globalStates = [...]string{Effective: "SIGNED", Terminated: "TERMINATED", Invalid: "INVALID",
+		TerminatePending: "TERMINATED"}
+	creditModes = [...]string{ByMerchant: "TERMINATION_MODE_BY_MERCHANT", ByUser: "TERMINATION_MODE_BY_USER",
+		ByCustomerService: "TERMINATION_MODE_BY_CUSTOMER_SERVICE", ByPlatform: "TERMINATION_MODE_INVALID", BySystem: "TERMINATION_MODE_INVALID"}
+	papayModes = [...]string{ByMerchant: "MCH_API_TERMINATE", ByUser: "USER_TERMINATE",
+		ByCustomerService: "CUSTOMER_SERVICE_TERMINATE", ByPlatform: "SYSTEM_TERMINATE", BySystem: "SYSTEM_TERMINATE"}
+	globalModes = [...]string{ByMerchant: "MERCHANT", ByUser: "USER", ByCustomerService: "PLATFORM", ByPlatform: "PLATFORM", BySystem: "PLATFORM"}
 )
 
-// terminationMode is the mode of a termination made through these APIs.
-const terminationMode = "TERMINATION_MODE_BY_MERCHANT"
-
-// render encodes c as its API answers it; s.mu must be held.
-func (s *Server) render(c *Contract) []byte {
+// render encodes c as its API answers it; terminate selects the terminate
+// answer's shape (credit_repayment wraps it in contract_info); s.mu must
+// be held.
+func (s *Server) render(c *Contract, terminate bool) []byte {
 	var v any
-	if c.API == wxapi.CreditRepayment {
+	terminated := c.State == Terminated
+	plan, _ := strconv.ParseInt(c.PlanID, 10, 64)
+	institutional := c.API == wxapi.PapayPartner || c.API == wxapi.GlobalPapay && c.SubMchID != ""
+	switch c.API {
+	case wxapi.CreditRepayment:
 		cc := creditContract{
 			ContractID: c.ContractID, PlanID: c.PlanID, OutContractCode: c.OutContractCode,
 			DisplayName: c.DisplayName, ContractState: creditStates[c.State],
 			ContractSignedTime: timestamp(c.SignedTime), RepaymentDay: c.RepaymentDay,
 		}
-		if c.State == Terminated {
-			cc.ContractTerminatedTime, cc.ContractTerminationMode = timestamp(c.TerminatedTime), terminationMode
+		if terminated {
+			cc.ContractTerminatedTime, cc.ContractTerminationMode = timestamp(c.TerminatedTime), creditModes[c.TerminatedBy]
 			cc.ContractTerminationRemark = c.TerminationRemark
 		}
-		v = struct {
-			Info creditContract `json:"contract_info"`
-		}{cc}
-	} else {
+		v = cc
+		if terminate {
+			v = struct {
+				Info creditContract `json:"contract_info"`
+			}{cc}
+		}
+	case wxapi.GlobalPapay:
+		gc := globalContract{
+			ContractID: c.ContractID, PlanID: plan, OutContractCode: c.OutContractCode, UserDisplayName: c.DisplayName,
+			State: globalStates[c.State], SignedTime: timestamp(c.SignedTime),
+		}
+		if institutional {
+			gc.SpMchID, gc.SpAppID, gc.SubMchID, gc.SubAppID = s.opts.MchID, c.SpAppID, c.SubMchID, c.SubAppID
+		} else {
+			gc.MchID, gc.AppID = s.opts.MchID, c.AppID
+		}
+		if terminated {
+			gc.TerminatedTime, gc.TerminationMode, gc.TerminationNote = timestamp(c.TerminatedTime), globalModes[c.TerminatedBy], c.TerminationRemark
+		}
+		v = gc
+	default:
 		pc := papayContract{
-			ContractID: c.ContractID, OutContractCode: c.OutContractCode, ContractDisplayAccount: c.DisplayName,
+			ContractID: c.ContractID, PlanID: plan, OutContractCode: c.OutContractCode, ContractDisplayAccount: c.DisplayName,
 			ContractState: papayStates[c.State], ContractSignedTime: timestamp(c.SignedTime),
 		}
-		pc.PlanID, _ = strconv.ParseInt(c.PlanID, 10, 64)
-		switch {
-		case c.API == wxapi.PapayPartner || c.API == wxapi.GlobalPapay && c.SubMchID != "":
+		if institutional {
 			pc.SpMchID, pc.SpAppID, pc.SubMchID, pc.SubAppID = s.opts.MchID, c.SpAppID, c.SubMchID, c.SubAppID
-		default:
+		} else {
 			pc.MchID, pc.AppID = s.opts.MchID, c.AppID
 		}
-		if c.State == Terminated {
-			pc.ContractTerminateInfo = &terminateInfo{terminationMode, timestamp(c.TerminatedTime), c.TerminationRemark}
+		if terminated {
+			pc.ContractTerminateInfo = &terminateInfo{papayModes[c.TerminatedBy], timestamp(c.TerminatedTime), c.TerminationRemark}
 		}
 		v = pc
 	}

@@ -13,7 +13,7 @@ type FaultKind int
 const (
 	FaultHTTP500      FaultKind = iota + 1 // 500 SYSTEM_ERROR, signed
 	FaultHTTP503                           // 503 from a gateway: plain text, unsigned
-	Fault429                               // 429 FREQUENCY_LIMITED, signed
+	Fault429                               // 429 RATELIMIT_EXCEED, signed
 	FaultTimeout                           // no answer for Faults.HangFor, then the connection is closed
 	FaultDrop                              // the connection is closed without an answer
 	FaultBadSignature                      // the real answer with a corrupted signature
@@ -67,7 +67,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, k FaultKind, f Fau
 	case FaultHTTP503:
 		http.Error(w, "503 Service Temporarily Unavailable", http.StatusServiceUnavailable)
 	case Fault429:
-		s.write(w, errorAnswer(http.StatusTooManyRequests, "FREQUENCY_LIMITED", "frequency limited, slow down", nil), false)
+		// RATELIMIT_EXCEED 429 "接口有频率限制|请降低频率后重试" (the SDK's error
+		// tables, e.g. services/profitsharing); no page gives these APIs' limits.
+		s.write(w, errorAnswer(http.StatusTooManyRequests, "RATELIMIT_EXCEED", "frequency limited, slow down", nil), false)
 	case FaultTimeout:
 		sleep(r.Context(), f.HangFor)
 		abort(w)

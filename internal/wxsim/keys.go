@@ -5,10 +5,14 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/wxterm/wxterm/internal/wxapi"
 )
@@ -20,7 +24,15 @@ type Keys struct {
 	MerchantCertSerial string
 	MerchantKey        *rsa.PrivateKey // signs requests
 	PublicKeyID        string
-	PlatformKey        *rsa.PrivateKey // signs answers
+	PlatformKey        *rsa.PrivateKey // signs answers in public-key mode
+
+	// The platform certificate, its key and serial: they sign answers in
+	// certificate mode and the certificate download. APIv3Key encrypts the
+	// download. Keys read from a directory without them lack them.
+	CertificateKey    *rsa.PrivateKey
+	Certificate       *x509.Certificate
+	CertificateSerial string
+	APIv3Key          string
 }
 
 // NewKeys generates fresh Keys.
@@ -33,6 +45,14 @@ func NewKeys() (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wxsim: generate platform key: %w", err)
 	}
+	certKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("wxsim: generate platform certificate key: %w", err)
+	}
+	cert, certSerial, err := newPlatformCertificate(certKey)
+	if err != nil {
+		return nil, err
+	}
 	serial := make([]byte, 20)
 	rand.Read(serial)
 	return &Keys{
@@ -41,6 +61,10 @@ func NewKeys() (*Keys, error) {
 		MerchantKey:        merchant,
 		PublicKeyID:        "PUB_KEY_ID_" + fmt.Sprintf("%x", serial[:12]),
 		PlatformKey:        platform,
+		CertificateKey:     certKey,
+		Certificate:        cert,
+		CertificateSerial:  certSerial,
+		APIv3Key:           newAPIv3Key(),
 	}, nil
 }
 
@@ -65,15 +89,18 @@ func (k *Keys) SimOptions() Options {
 	return Options{
 		MchID: k.MchID, MerchantCertSerial: k.MerchantCertSerial, MerchantPublicKey: &k.MerchantKey.PublicKey,
 		PublicKeyID: k.PublicKeyID, PlatformPrivateKey: k.PlatformKey,
+		Certificate: k.Certificate, CertificateKey: k.CertificateKey, CertificateSerial: k.CertificateSerial, APIv3Key: k.APIv3Key,
 	}
 }
 
 // ClientConfig returns a wxapi.Config that calls the simulator at baseURL
-// for every host (main, backup and global), so nothing reaches WeChat.
+// for every host (main, backup and global), so nothing reaches WeChat, and
+// verifies answers with the WeChat Pay public key. For the other modes set
+// Verification: it carries the APIv3 key too.
 func (k *Keys) ClientConfig(baseURL string) wxapi.Config {
 	return wxapi.Config{
 		MchID: k.MchID, CertSerial: k.MerchantCertSerial, PrivateKey: k.MerchantKey,
-		PublicKeyID: k.PublicKeyID, PublicKey: &k.PlatformKey.PublicKey,
+		PublicKeyID: k.PublicKeyID, PublicKey: &k.PlatformKey.PublicKey, APIv3Key: k.APIv3Key,
 		BaseURL: baseURL, BackupURL: baseURL, GlobalBaseURL: baseURL,
 	}
 }
@@ -86,6 +113,11 @@ const (
 	FilePlatformKey = "platform_key.pem"  // the simulator's signing key (PKCS#8)
 	FilePublicKey   = "wechatpay_pub.pem" // WeChat Pay public key (PKIX)
 	FileIdentity    = "identity.env"      // MCHID, MCH_CERT_SERIAL, PUBLIC_KEY_ID
+	// Optional: the platform certificate, its key and the APIv3 key (a
+	// directory written before they existed lacks them).
+	FileCertificate    = "platform_cert.pem"     // platform certificate (X.509)
+	FileCertificateKey = "platform_cert_key.pem" // its key: the simulator's (PKCS#8)
+	FileAPIv3Key       = "apiv3_key"             // the merchant's APIv3 key, 32 characters
 )
 
 // WriteFiles saves k under dir (created 0700), so that separate processes
@@ -115,6 +147,17 @@ func (k *Keys) WriteFiles(dir string) error {
 		FilePlatformKey: pk,
 		FilePublicKey:   pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}),
 		FileIdentity:    fmt.Appendf(nil, "MCHID=%s\nMCH_CERT_SERIAL=%s\nPUBLIC_KEY_ID=%s\n", k.MchID, k.MerchantCertSerial, k.PublicKeyID),
+	}
+	if k.Certificate != nil && k.CertificateKey != nil {
+		ck, err := pem8(k.CertificateKey)
+		if err != nil {
+			return err
+		}
+		files[FileCertificateKey] = ck
+		files[FileCertificate] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.Certificate.Raw})
+	}
+	if k.APIv3Key != "" {
+		files[FileAPIv3Key] = []byte(k.APIv3Key)
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
@@ -168,8 +211,32 @@ func ReadKeys(dir string) (*Keys, error) {
 			k.PublicKeyID = value
 		}
 	}
+	if err := k.readCertificate(dir, read); err != nil {
+		return nil, fmt.Errorf("wxsim: keys: %w", err)
+	}
 	if k.MchID == "" || k.MerchantCertSerial == "" || k.PublicKeyID == "" {
 		return nil, fmt.Errorf("wxsim: keys: %s lacks MCHID, MCH_CERT_SERIAL or PUBLIC_KEY_ID", FileIdentity)
 	}
 	return k, nil
+}
+
+// readCertificate loads the optional certificate files; absent ones leave
+// the fields empty.
+func (k *Keys) readCertificate(dir string, read func(string) (*rsa.PrivateKey, error)) error {
+	if b, err := os.ReadFile(filepath.Join(dir, FileAPIv3Key)); err == nil {
+		k.APIv3Key = strings.TrimSpace(string(b))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, FileCertificate))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if k.Certificate, err = utils.LoadCertificate(string(b)); err != nil {
+		return fmt.Errorf("%s: %w", FileCertificate, err)
+	}
+	k.CertificateSerial = utils.GetCertificateSerialNumber(*k.Certificate)
+	k.CertificateKey, err = read(FileCertificateKey)
+	return err
 }

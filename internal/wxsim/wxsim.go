@@ -1,9 +1,11 @@
 // Package wxsim simulates the WeChat Pay APIv3 endpoints package wxapi
-// calls: the four contract-terminate endpoints and their query endpoints.
-// Like WeChat, it verifies each request's WECHATPAY2-SHA256-RSA2048
-// signature, validates bodies, keeps contract state (a second terminate is
-// refused), and signs every answer with the WeChat Pay key so the official
-// SDK's validator accepts it. It injects faults on demand and counts calls
+// calls: the four contract-terminate endpoints, their query endpoints and
+// the platform-certificate download, each answering in the shapes, codes
+// and vocabularies its pages document (docs/wechatpay.md). Like WeChat, it
+// verifies each request's WECHATPAY2-SHA256-RSA2048 signature, validates
+// bodies, keeps contract state (a second terminate is refused as each API
+// refuses it), and signs every answer with the WeChat Pay public key or a
+// platform certificate so the official SDK's validator accepts it. It injects faults on demand and counts calls
 // per contract, so tests can assert that no contract is terminated twice.
 //
 // Serve it with httptest.NewServer(sim). A Server is safe for concurrent use.
@@ -12,6 +14,7 @@ package wxsim
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"maps"
@@ -39,9 +42,27 @@ type Options struct {
 	MerchantPublicKey  *rsa.PublicKey
 
 	// PublicKeyID and PlatformPrivateKey sign every answer (Wechatpay-Serial,
-	// -Timestamp, -Nonce, -Signature). With a nil key answers are unsigned.
+	// -Timestamp, -Nonce, -Signature) with Signing SignPublicKey. With a nil
+	// key answers are unsigned.
 	PublicKeyID        string
 	PlatformPrivateKey *rsa.PrivateKey
+
+	// Certificate is the platform certificate, CertificateKey its key and
+	// CertificateSerial its serial (Wechatpay-Serial): they sign answers
+	// with Signing SignCertificate, and the certificate downloads always.
+	// GET /v3/certificates (and /v3/global/certificates, seed of the global
+	// pages) serves Certificate encrypted with APIv3Key (AEAD_AES_256_GCM);
+	// without them those paths answer 404.
+	Certificate       *x509.Certificate
+	CertificateKey    *rsa.PrivateKey
+	CertificateSerial string
+	APIv3Key          string
+	// Signing picks the key answers are signed with; see SetSigning.
+	Signing Signing
+
+	// PendingFor, if positive, makes a papay terminate leave the contract
+	// TERMINATE_PENDING for that long before it becomes TERMINATED.
+	PendingFor time.Duration
 
 	// AutoCreate treats an unknown contract as a fresh effective one (for
 	// demos); otherwise it is answered 404 NOT_FOUND like the real API.
@@ -61,9 +82,12 @@ type Server struct {
 	open, peak                 atomic.Int64 // calls being served now, and at most
 	servedNanos                atomic.Int64 // time spent serving calls, summed over calls
 
-	mu     sync.Mutex
-	byCode map[string]*Contract // credit_repayment and papay_* contracts by out_contract_code
-	byID   map[string]*Contract // global_papay contracts by contract_id
+	signing atomic.Int32 // a Signing
+
+	mu      sync.Mutex
+	byCode  map[string]*Contract // credit_repayment and papay_* contracts by out_contract_code
+	byID    map[string]*Contract // global_papay contracts by contract_id
+	missing map[string]bool      // keys that do not exist, even with AutoCreate
 	calls  map[string]int       // terminate requests per key
 	done   map[string]int       // terminations per key
 	faults Faults
@@ -77,11 +101,13 @@ func New(opts Options) *Server {
 		opts:   opts,
 		mux:    http.NewServeMux(),
 		byCode: make(map[string]*Contract),
-		byID:   make(map[string]*Contract),
-		calls:  make(map[string]int),
+		byID:    make(map[string]*Contract),
+		missing: make(map[string]bool),
+		calls:   make(map[string]int),
 		done:   make(map[string]int),
 		failed: make(map[string]int),
 	}
+	s.signing.Store(int32(opts.Signing))
 	if opts.MerchantPublicKey != nil {
 		s.verifier = verifiers.NewSHA256WithRSAPubkeyVerifier(opts.MerchantCertSerial, *opts.MerchantPublicKey)
 	}
@@ -101,6 +127,8 @@ func New(opts Options) *Server {
 	} {
 		s.mux.HandleFunc(e.pattern, s.endpoint(e.api, e.terminate))
 	}
+	s.mux.HandleFunc("GET /v3/certificates", s.certificates)
+	s.mux.HandleFunc("GET /v3/global/certificates", s.certificates)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.write(w, errorAnswer(http.StatusNotFound, "NOT_FOUND", "no such API: "+r.Method+" "+r.URL.Path, nil), false)
 	})
@@ -127,10 +155,45 @@ func (s *Server) Seed(c Contract) {
 	}
 	if c.API == wxapi.GlobalPapay {
 		s.byID[c.ContractID] = &c
+		delete(s.missing, c.ContractID)
 	} else {
 		s.byCode[c.OutContractCode] = &c
+		delete(s.missing, c.OutContractCode)
 	}
 }
+
+// SeedMissing makes the contract with that key (out_contract_code, or
+// contract_id for global_papay) one that does not exist, even with
+// AutoCreate: it is answered as WeChat answers an unknown contract.
+func (s *Server) SeedMissing(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byCode, key)
+	delete(s.byID, key)
+	s.missing[key] = true
+}
+
+// TerminateAs terminates the contract with that key as by did at at (e.g.
+// its user, before our first call), without a terminate call: it counts in
+// neither TerminateCalls nor Terminations. It reports whether the contract
+// exists.
+func (s *Server) TerminateAs(key string, by Terminator, at time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.byCode[key]
+	if !ok {
+		c, ok = s.byID[key]
+	}
+	if !ok {
+		return false
+	}
+	c.State, c.TerminatedBy, c.TerminatedTime, c.PendingUntil = Terminated, by, at, time.Time{}
+	return true
+}
+
+// SetSigning switches the key answers are signed with, as WeChat Pay does
+// when a merchant moves from platform certificates to the public key.
+func (s *Server) SetSigning(sg Signing) { s.signing.Store(int32(sg)) }
 
 // Contract returns the contract with that key (out_contract_code, or
 // contract_id for global_papay) as it is now.
@@ -144,6 +207,7 @@ func (s *Server) Contract(key string) (Contract, bool) {
 	if !ok {
 		return Contract{}, false
 	}
+	c.resolve(time.Now())
 	return *c, true
 }
 
