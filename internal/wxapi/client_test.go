@@ -83,40 +83,44 @@ func wxErr(t *testing.T, err error) *wxapi.Error {
 
 func TestTerminate(t *testing.T) {
 	e := setup(t, nil, nil)
-	const mode = "TERMINATION_MODE_BY_MERCHANT"
 	for _, tc := range []struct {
 		key  string
 		want wxapi.Contract // without times
 	}{
-		{"CR1", wxapi.Contract{ContractID: "C-CR1", PlanID: "WxCreditPlan1", OutContractCode: "CR1", DisplayName: "*明",
-			ContractState: "CONTRACT_STATE_TERMINATED", ContractTerminationMode: mode, ContractTerminationRemark: "用户要求解约", RepaymentDay: 5}},
-		{"PP1", wxapi.Contract{ContractID: "C-PP1", PlanID: "12535", OutContractCode: "PP1", ContractDisplayAccount: "*红",
+		{"CR1", wxapi.Contract{API: wxapi.CreditRepayment, ContractID: "C-CR1", PlanID: "WxCreditPlan1", OutContractCode: "CR1", DisplayName: "*明",
+			ContractState: "CONTRACT_STATE_TERMINATED", ContractTerminationMode: "TERMINATION_MODE_BY_MERCHANT", ContractTerminationRemark: "用户要求解约", RepaymentDay: 5,
+			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+		{"PP1", wxapi.Contract{API: wxapi.PapayPartner, ContractID: "C-PP1", PlanID: "12535", OutContractCode: "PP1", ContractDisplayAccount: "*红",
 			SpMchID: "1900000109", SpAppID: "wxsp", SubMchID: "1900000110", SubAppID: "wxsub",
-			ContractState: "TERMINATED", ContractTerminationMode: mode, ContractTerminationRemark: "r"}},
-		{"PD1", wxapi.Contract{ContractID: "C-PD1", PlanID: "12536", OutContractCode: "PD1", ContractDisplayAccount: "*刚",
-			MchID: "1900000109", AppID: "wxdirect", ContractState: "TERMINATED", ContractTerminationMode: mode, ContractTerminationRemark: "r"}},
-		// 204: built from the request.
-		{"G1", wxapi.Contract{ContractID: "G1", OutContractCode: "GP1", SpAppID: "wxsp", SubMchID: "10000097", SubAppID: "wxsub",
-			ContractState: wxapi.StateTerminated, ContractTerminationRemark: "n"}},
-		{"G2", wxapi.Contract{ContractID: "G2", AppID: "wxdirect", ContractState: wxapi.StateTerminated, ContractTerminationRemark: "n"}},
+			ContractState: "TERMINATED", ContractTerminationMode: "MCH_API_TERMINATE", ContractTerminationRemark: "r",
+			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+		{"PD1", wxapi.Contract{API: wxapi.PapayDirect, ContractID: "C-PD1", PlanID: "12536", OutContractCode: "PD1", ContractDisplayAccount: "*刚",
+			MchID: "1900000109", AppID: "wxdirect", ContractState: "TERMINATED", ContractTerminationMode: "MCH_API_TERMINATE", ContractTerminationRemark: "r",
+			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+		// 204 (seed 002): built from the request, WeChat's raw state unknown.
+		{"G1", wxapi.Contract{API: wxapi.GlobalPapay, ContractID: "G1", OutContractCode: "GP1", SpAppID: "wxsp", SubMchID: "10000097", SubAppID: "wxsub",
+			ContractTerminationRemark: "n", Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+		{"G2", wxapi.Contract{API: wxapi.GlobalPapay, ContractID: "G2", AppID: "wxdirect", ContractTerminationRemark: "n",
+			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			r := requests[tc.key]
 			before, err := e.client.Query(context.Background(), r)
-			if err != nil || before.Terminated() || before.State() != wxapi.StateEffective {
+			if err != nil || before.Terminated() || before.State() != wxapi.StateEffective || before.Status != wxapi.StatusEffective {
 				t.Fatalf("query before: got %+v, %v; want an effective contract", before, err)
 			}
+			begin := time.Now().Add(-time.Second) // the simulator's times have whole seconds
 			got, err := e.client.Terminate(context.Background(), r)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !got.Terminated() {
+			if !got.Terminated() || got.State() != wxapi.StateTerminated {
 				t.Errorf("Terminated() = false for %+v", got)
 			}
-			if r.API != wxapi.GlobalPapay && (got.ContractSignedTime == "" || got.ContractTerminatedTime == "") {
-				t.Errorf("got signed time %q, terminated time %q; want both", got.ContractSignedTime, got.ContractTerminatedTime)
+			if r.API != wxapi.GlobalPapay && (got.ContractSignedTime == "" || got.TerminatedAt.Before(begin)) {
+				t.Errorf("got signed time %q, terminated at %v; want a signed time and a termination since %v", got.ContractSignedTime, got.TerminatedAt, begin)
 			}
-			got.ContractSignedTime, got.ContractTerminatedTime = "", ""
+			got.ContractSignedTime, got.ContractTerminatedTime, got.TerminatedAt = "", "", time.Time{}
 			if *got != tc.want {
 				t.Errorf("got  %+v\nwant %+v", *got, tc.want)
 			}
@@ -124,14 +128,22 @@ func TestTerminate(t *testing.T) {
 				t.Errorf("Terminations(%s) = %d; want 1", tc.key, n)
 			}
 
+			// A second terminate is refused in the family's own way, as
+			// a refusal to query before judging.
+			wantStatus, wantCode := 400, "INVALID_REQUEST"
+			if r.API == wxapi.GlobalPapay {
+				wantStatus, wantCode = 403, "CONTRACT_NOT_EXIST"
+			}
 			_, err = e.client.Terminate(context.Background(), r)
-			if we := wxErr(t, err); we.HTTPStatus != 400 || we.Code != "INVALID_REQUEST" || we.Class != wxapi.Permanent || we.Sent {
-				t.Errorf("second terminate: got %+v; want a permanent, unsent 400 INVALID_REQUEST", we)
+			if we := wxErr(t, err); we.HTTPStatus != wantStatus || we.Code != wantCode || wxapi.Classify(err) != wxapi.Permanent ||
+				we.Sent || !wxapi.MayBeTerminated(err) || wxapi.IsNotFound(err) {
+				t.Errorf("second terminate: got %+v; want a permanent, unsent %d %s to query before judging", we, wantStatus, wantCode)
 			}
 
 			after, err := e.client.Query(context.Background(), r)
-			if err != nil || !after.Terminated() || after.ContractID != tc.want.ContractID {
-				t.Errorf("query after: got %+v, %v; want contract %s terminated", after, err, tc.want.ContractID)
+			if err != nil || !after.Terminated() || after.ContractID != tc.want.ContractID || after.TerminationMode != wxapi.ModeMerchant ||
+				after.TerminatedAt.Before(begin) {
+				t.Errorf("query after: got %+v, %v; want contract %s terminated by the merchant since %v", after, err, tc.want.ContractID, begin)
 			}
 		})
 	}
@@ -295,14 +307,14 @@ func TestErrors(t *testing.T) {
 	}{
 		{name: "500", faults: fault(wxsim.FaultHTTP500, false), wantStatus: 500, wantCode: "SYSTEM_ERROR", wantClass: wxapi.Transient, wantSent: true},
 		{name: "503", faults: fault(wxsim.FaultHTTP503, false), wantStatus: 503, wantClass: wxapi.Transient, wantSent: true},
-		{name: "429", faults: fault(wxsim.Fault429, false), wantStatus: 429, wantCode: "FREQUENCY_LIMITED", wantClass: wxapi.Transient, wantFreq: true},
+		{name: "429", faults: fault(wxsim.Fault429, false), wantStatus: 429, wantCode: "RATELIMIT_EXCEED", wantClass: wxapi.Transient, wantFreq: true},
 		{name: "timeout", faults: fault(wxsim.FaultTimeout, true), cfg: func(c *wxapi.Config) { c.Timeout = 200 * time.Millisecond },
 			wantClass: wxapi.Transient, wantSent: true},
 		{name: "dropped connection", faults: fault(wxsim.FaultDrop, false), wantClass: wxapi.Transient, wantSent: true},
 		{name: "sign error", faults: fault(wxsim.FaultSignError, false), wantStatus: 401, wantCode: "SIGN_ERROR", wantClass: wxapi.Systemic},
 		{name: "wrong merchant key", cfg: func(c *wxapi.Config) { c.PrivateKey = other.MerchantKey }, wantStatus: 401, wantCode: "SIGN_ERROR", wantClass: wxapi.Systemic},
 		{name: "bad signature", faults: fault(wxsim.FaultBadSignature, false), wantStatus: 200, wantClass: wxapi.Systemic, wantSent: true},
-		{name: "not found", req: func(r *wxapi.Request) { r.OutContractCode = "NOPE" }, wantStatus: 404, wantCode: "NOT_FOUND", wantClass: wxapi.Permanent},
+		{name: "not found", req: func(r *wxapi.Request) { r.OutContractCode = "NOPE" }, wantStatus: 404, wantCode: "RESOURCE_NOT_EXISTS", wantClass: wxapi.Permanent},
 		{name: "remark too long", req: func(r *wxapi.Request) { r.Remark = strings.Repeat("x", 129) }, wantStatus: 400, wantCode: "PARAM_ERROR", wantClass: wxapi.Permanent},
 		{name: "code not alphanumeric", req: func(r *wxapi.Request) { r.OutContractCode = "CR_1" }, wantStatus: 400, wantCode: "PARAM_ERROR", wantClass: wxapi.Permanent},
 		{name: "missing remark", req: func(r *wxapi.Request) { r.Remark = "" }, wantClass: wxapi.Permanent},

@@ -114,9 +114,16 @@ func TestTerminateThenAlreadyTerminated(t *testing.T) {
 			if status, body, err := do(client, srv.URL, c); status != wantStatus || err != nil {
 				t.Fatalf("first terminate: got %d %s %v; want %d", status, body, err, wantStatus)
 			}
+			// Each family refuses a second terminate its own way: global
+			// papay documents 403 CONTRACT_NOT_EXIST ("not found or ...");
+			// the others document no dedicated code: 400 INVALID_REQUEST.
+			wantStatus, wantCode := http.StatusBadRequest, "INVALID_REQUEST"
+			if strings.HasPrefix(c.key, "G") {
+				wantStatus, wantCode = http.StatusForbidden, "CONTRACT_NOT_EXIST"
+			}
 			status, body, _ := do(client, srv.URL, c)
-			if status != http.StatusBadRequest || code(body) != "INVALID_REQUEST" {
-				t.Errorf("second terminate: got %d %s; want 400 INVALID_REQUEST", status, body)
+			if status != wantStatus || code(body) != wantCode {
+				t.Errorf("second terminate: got %d %s; want %d %s", status, body, wantStatus, wantCode)
 			}
 			if got := sim.TerminateCalls(c.key); got != 2 {
 				t.Errorf("TerminateCalls(%s) = %d; want 2", c.key, got)
@@ -146,12 +153,13 @@ func TestAnswers(t *testing.T) {
 		c    call
 		want []string // fragments of the answer
 	}{
-		{queries[0], []string{`"contract_info":{`, `"plan_id":"WxCreditPlan1"`, `"contract_state":"CONTRACT_STATE_EFFECTIVE"`, `"display_name":"*明"`, `"repayment_day":5`}},
+		{queries[0], []string{`{"contract_id":`, `"plan_id":"WxCreditPlan1"`, `"contract_state":"CONTRACT_STATE_EFFECTIVE"`, `"display_name":"*明"`, `"repayment_day":5`}},
 		{queries[1], []string{`"plan_id":12535`, `"contract_state":"SIGNED"`, `"sp_mchid":"1900000109"`, `"sub_mchid":"1900000110"`}},
 		{queries[2], []string{`"plan_id":12536`, `"mchid":"1900000109"`, `"appid":"wxdirect"`}},
-		{queries[3], []string{`"contract_id":"G1"`, `"sp_appid":"wxsp"`, `"contract_state":"SIGNED"`}},
-		{terminates[0], []string{`"contract_state":"CONTRACT_STATE_TERMINATED"`, `"contract_termination_mode":"TERMINATION_MODE_BY_MERCHANT"`, `"contract_termination_remark":"用户要求解约"`, `"contract_terminated_time":"`}},
-		{terminates[1], []string{`"contract_state":"TERMINATED"`, `"contract_terminate_info":{"contract_termination_mode":"TERMINATION_MODE_BY_MERCHANT"`}},
+		{queries[3], []string{`"contract_id":"G1"`, `"sp_appid":"wxsp"`, `"state":"SIGNED"`, `"sp_mchid":"1900000109"`}},
+		{queries[4], []string{`"contract_id":"G2"`, `"appid":"wxdirect"`, `"state":"SIGNED"`, `"mchid":"1900000109"`}},
+		{terminates[0], []string{`{"contract_info":{`, `"contract_state":"CONTRACT_STATE_TERMINATED"`, `"contract_termination_mode":"TERMINATION_MODE_BY_MERCHANT"`, `"contract_termination_remark":"用户要求解约"`, `"contract_terminated_time":"`}},
+		{terminates[1], []string{`"contract_state":"TERMINATED"`, `"contract_terminate_info":{"contract_termination_mode":"MCH_API_TERMINATE"`}},
 	} {
 		_, body, err := do(client, srv.URL, tc.c)
 		if err != nil {
@@ -182,13 +190,13 @@ func TestValidation(t *testing.T) {
 		{"credit remark missing", call{"", "POST", credit, `{"out_contract_code":"CR1"}`}, 400, "PARAM_ERROR", "contract_termination_remark"},
 		{"credit remark 129 chars", call{"", "POST", credit, `{"out_contract_code":"CR1","contract_termination_remark":"` + strings.Repeat("解", 129) + `"}`}, 400, "PARAM_ERROR", "contract_termination_remark"},
 		{"body not JSON", call{"", "POST", credit, `{"out_contract_code":`}, 400, "PARAM_ERROR", "body"},
-		{"credit unknown", call{"", "POST", credit, `{"out_contract_code":"NOPE","contract_termination_remark":"r"}`}, 404, "NOT_FOUND", ""},
+		{"credit unknown", call{"", "POST", credit, `{"out_contract_code":"NOPE","contract_termination_remark":"r"}`}, 404, "RESOURCE_NOT_EXISTS", ""},
 		{"papay partner sub_mchid missing", call{"", "POST", "/v3/papay/sign/partner/contracts/plan-id/12535/out-contract-code/PP1/terminate", `{"contract_termination_remark":"r"}`}, 400, "PARAM_ERROR", "sub_mchid"},
 		{"papay partner sub_mchid mismatch", call{"", "POST", "/v3/papay/sign/partner/contracts/plan-id/12535/out-contract-code/PP1/terminate", `{"sub_mchid":"1","contract_termination_remark":"r"}`}, 400, "PARAM_ERROR", "sub_mchid"},
 		{"papay partner query sub_mchid missing", call{"", "GET", "/v3/papay/sign/partner/contracts/plan-id/12535/out-contract-code/PP1", ""}, 400, "PARAM_ERROR", "sub_mchid"},
 		{"papay plan not a number", call{"", "POST", "/v3/papay/sign/contracts/plan-id/abc/out-contract-code/PD1/terminate", `{"contract_termination_remark":"r"}`}, 400, "PARAM_ERROR", "plan_id"},
-		{"papay other plan", call{"", "POST", "/v3/papay/sign/contracts/plan-id/1/out-contract-code/PD1/terminate", `{"contract_termination_remark":"r"}`}, 404, "NOT_FOUND", ""},
-		{"papay other api", call{"", "POST", "/v3/papay/sign/contracts/plan-id/12535/out-contract-code/PP1/terminate", `{"contract_termination_remark":"r"}`}, 404, "NOT_FOUND", ""},
+		{"papay other plan", call{"", "POST", "/v3/papay/sign/contracts/plan-id/1/out-contract-code/PD1/terminate", `{"contract_termination_remark":"r"}`}, 404, "RESOURCE_NOT_EXISTS", ""},
+		{"papay other api", call{"", "POST", "/v3/papay/sign/contracts/plan-id/12535/out-contract-code/PP1/terminate", `{"contract_termination_remark":"r"}`}, 404, "RESOURCE_NOT_EXISTS", ""},
 		{"global note 257 chars", call{"", "POST", "/v3/global/papay/contracts/G2/terminate", `{"appid":"wxdirect","termination_note":"` + strings.Repeat("n", 257) + `"}`}, 400, "PARAM_ERROR", "termination_note"},
 		{"global appid missing", call{"", "POST", "/v3/global/papay/contracts/G2/terminate", `{"termination_note":"n"}`}, 400, "PARAM_ERROR", "appid"},
 		{"global institutional sp_appid missing", call{"", "POST", "/v3/global/papay/contracts/G1/terminate", `{"sub_mchid":"10000097","termination_note":"n"}`}, 400, "PARAM_ERROR", "sp_appid"},
@@ -289,7 +297,7 @@ func TestFaults(t *testing.T) {
 		{"500", wxsim.Faults{Rate: 1, Kinds: []wxsim.FaultKind{wxsim.FaultHTTP500}}, 500, "SYSTEM_ERROR", false, false},
 		{"500 after apply", wxsim.Faults{Rate: 1, Kinds: []wxsim.FaultKind{wxsim.FaultHTTP500}, AfterApply: true}, 500, "SYSTEM_ERROR", false, true},
 		{"503", wxsim.Faults{Rate: 1, Kinds: []wxsim.FaultKind{wxsim.FaultHTTP503}}, 503, "", false, false},
-		{"429", wxsim.Faults{Rate: 1, Kinds: []wxsim.FaultKind{wxsim.Fault429}, AfterApply: true}, 429, "FREQUENCY_LIMITED", false, false},
+		{"429", wxsim.Faults{Rate: 1, Kinds: []wxsim.FaultKind{wxsim.Fault429}, AfterApply: true}, 429, "RATELIMIT_EXCEED", false, false},
 		{"sign error", wxsim.Faults{Rate: 1, Kinds: []wxsim.FaultKind{wxsim.FaultSignError}}, 401, "SIGN_ERROR", false, false},
 		{"bad signature", wxsim.Faults{Rate: 1, Kinds: []wxsim.FaultKind{wxsim.FaultBadSignature}}, 0, "", true, true},
 		{"drop", wxsim.Faults{Rate: 1, Kinds: []wxsim.FaultKind{wxsim.FaultDrop}}, 0, "", false, false},
