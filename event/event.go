@@ -87,6 +87,12 @@ type Contract struct {
 	ContractTerminationMode   string `json:"contract_termination_mode,omitempty"`
 	ContractTerminationRemark string `json:"contract_termination_remark,omitempty"`
 	RepaymentDay              int64  `json:"repayment_day,omitempty"`
+
+	// The contract_* fields are WeChat's raw values; these normalise them
+	// across the APIs (docs/wechatpay.md).
+	State           string     `json:"state,omitempty"`            // effective, terminated, pending, invalid, unknown
+	TerminationMode string     `json:"termination_mode,omitempty"` // user, merchant, customer_service, platform, system, unknown
+	TerminatedAt    *time.Time `json:"terminated_at,omitempty"`    // contract_terminated_time parsed, in UTC
 }
 
 // Result is what happened to one intent (schemas/result.v1.json).
