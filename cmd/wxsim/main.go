@@ -44,6 +44,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	keysDir := fs.String("keys-dir", "", "directory of the shared keys; generated there if absent (required)")
 	latency := fs.Duration("latency", 0, "latency added to every call")
 	autoCreate := fs.Bool("auto-create", true, "treat unknown contracts as effective ones")
+	pendingFor := fs.Duration("pending-for", 0, "leave papay contracts TERMINATE_PENDING this long after a terminate (0: terminate at once)")
+	signing := fs.String("signing", "public_key", "sign answers with the WeChat Pay public key (public_key) or the platform certificate (certificate)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("WXSIM")); err != nil {
 		return err
 	}
@@ -64,6 +66,17 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	opts := keys.SimOptions()
 	opts.AutoCreate, opts.Latency = *autoCreate, *latency
+	opts.PendingFor = *pendingFor
+	switch *signing {
+	case "public_key":
+	case "certificate":
+		if keys.Certificate == nil {
+			return fmt.Errorf("-signing certificate: %s has no %s (keys written before certificates existed)", *keysDir, wxsim.FileCertificate)
+		}
+		opts.Signing = wxsim.SignCertificate
+	default:
+		return fmt.Errorf("-signing %q: want public_key or certificate", *signing)
+	}
 	sim := wxsim.New(opts)
 
 	mux := http.NewServeMux()
