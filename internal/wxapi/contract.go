@@ -221,14 +221,14 @@ func (p *wirePlanID) UnmarshalJSON(b []byte) error {
 // contract_info (seed 000) and the query answer, bare
 // (openapi/v3/credit-repayment/partner/contracts/{out_contract_code}.md).
 type creditWire struct {
-	ContractID      string `json:"contract_id"`
+	ContractID      string     `json:"contract_id"`
 	PlanID          wirePlanID `json:"plan_id"`
-	OutContractCode string `json:"out_contract_code"`
-	DisplayName     string `json:"display_name"`
-	AppID           string `json:"appid"` // seed 001
-	ContractState   string `json:"contract_state"`
-	SignedTime      string `json:"contract_signed_time"`
-	TerminatedTime  string `json:"contract_terminated_time"`
+	OutContractCode string     `json:"out_contract_code"`
+	DisplayName     string     `json:"display_name"`
+	AppID           string     `json:"appid"` // seed 001
+	ContractState   string     `json:"contract_state"`
+	SignedTime      string     `json:"contract_signed_time"`
+	TerminatedTime  string     `json:"contract_terminated_time"`
 	// The mode is spelled contract_termination_mode in seed 000 and the
 	// query page, contract_terminated_mode in seed 001.
 	TerminationMode string `json:"contract_termination_mode"`
@@ -251,20 +251,20 @@ func (w *creditWire) contract() *Contract {
 // termination nested in contract_terminate_info (seed 004;
 // docs/v3/papay/sign/.../terminate.yaml).
 type papayWire struct {
-	MchID                  string `json:"mchid"`
-	AppID                  string `json:"appid"`
-	SpMchID                string `json:"sp_mchid"`
-	SpAppID                string `json:"sp_appid"`
-	SubMchID               string `json:"sub_mchid"`
-	SubAppID               string `json:"sub_appid"`
-	ContractID             string `json:"contract_id"`
+	MchID                  string     `json:"mchid"`
+	AppID                  string     `json:"appid"`
+	SpMchID                string     `json:"sp_mchid"`
+	SpAppID                string     `json:"sp_appid"`
+	SubMchID               string     `json:"sub_mchid"`
+	SubAppID               string     `json:"sub_appid"`
+	ContractID             string     `json:"contract_id"`
 	PlanID                 wirePlanID `json:"plan_id"`
-	OutContractCode        string `json:"out_contract_code"`
-	ContractDisplayAccount string `json:"contract_display_account"`
-	ContractState          string `json:"contract_state"`
-	SignedTime             string `json:"contract_signed_time"`
-	ExpiredTime            string `json:"contract_expired_time"`
-	OutUserCode            string `json:"out_user_code"`
+	OutContractCode        string     `json:"out_contract_code"`
+	ContractDisplayAccount string     `json:"contract_display_account"`
+	ContractState          string     `json:"contract_state"`
+	SignedTime             string     `json:"contract_signed_time"`
+	ExpiredTime            string     `json:"contract_expired_time"`
+	OutUserCode            string     `json:"out_user_code"`
 	TerminateInfo          *struct {
 		Mode   string `json:"contract_termination_mode"`
 		Time   string `json:"contract_terminated_time"`
@@ -290,21 +290,21 @@ func (w *papayWire) contract(api API) *Contract {
 // terminated_time, termination_mode, termination_note, user_display_name,
 // not the domestic contract_* names.
 type globalWire struct {
-	MchID           string `json:"mchid"`
-	AppID           string `json:"appid"`
-	SpMchID         string `json:"sp_mchid"`
-	SubMchID        string `json:"sub_mchid"`
-	SpAppID         string `json:"sp_appid"`
-	SubAppID        string `json:"sub_appid"`
-	ContractID      string `json:"contract_id"`
+	MchID           string     `json:"mchid"`
+	AppID           string     `json:"appid"`
+	SpMchID         string     `json:"sp_mchid"`
+	SubMchID        string     `json:"sub_mchid"`
+	SpAppID         string     `json:"sp_appid"`
+	SubAppID        string     `json:"sub_appid"`
+	ContractID      string     `json:"contract_id"`
 	PlanID          wirePlanID `json:"plan_id"`
-	OutContractCode string `json:"out_contract_code"`
-	UserDisplayName string `json:"user_display_name"`
-	State           string `json:"state"`
-	SignedTime      string `json:"signed_time"`
-	TerminatedTime  string `json:"terminated_time"`
-	TerminationMode string `json:"termination_mode"`
-	TerminationNote string `json:"termination_note"`
+	OutContractCode string     `json:"out_contract_code"`
+	UserDisplayName string     `json:"user_display_name"`
+	State           string     `json:"state"`
+	SignedTime      string     `json:"signed_time"`
+	TerminatedTime  string     `json:"terminated_time"`
+	TerminationMode string     `json:"termination_mode"`
+	TerminationNote string     `json:"termination_note"`
 }
 
 func (w *globalWire) contract() *Contract {

@@ -88,24 +88,24 @@ type Server struct {
 	byCode  map[string]*Contract // credit_repayment and papay_* contracts by out_contract_code
 	byID    map[string]*Contract // global_papay contracts by contract_id
 	missing map[string]bool      // keys that do not exist, even with AutoCreate
-	calls  map[string]int       // terminate requests per key
-	done   map[string]int       // terminations per key
-	faults Faults
-	failed map[string]int // FailFirst faults served per key since SetFaults
-	nextID int
+	calls   map[string]int       // terminate requests per key
+	done    map[string]int       // terminations per key
+	faults  Faults
+	failed  map[string]int // FailFirst faults served per key since SetFaults
+	nextID  int
 }
 
 // New returns a Server with no contracts and no faults.
 func New(opts Options) *Server {
 	s := &Server{
-		opts:   opts,
-		mux:    http.NewServeMux(),
-		byCode: make(map[string]*Contract),
+		opts:    opts,
+		mux:     http.NewServeMux(),
+		byCode:  make(map[string]*Contract),
 		byID:    make(map[string]*Contract),
 		missing: make(map[string]bool),
 		calls:   make(map[string]int),
-		done:   make(map[string]int),
-		failed: make(map[string]int),
+		done:    make(map[string]int),
+		failed:  make(map[string]int),
 	}
 	s.signing.Store(int32(opts.Signing))
 	if opts.MerchantPublicKey != nil {
