@@ -704,6 +704,10 @@ func TestTTL(t *testing.T) {
 		{"mark published", completed("r1", dedupe.KindTerminated, false),
 			func(t *testing.T, e env) error { return e.s.MarkPublished(t.Context(), code, "r1") }},
 		{"release", claimedBy("A"), func(t *testing.T, e env) error { return e.s.Release(t.Context(), code, "A") }},
+		{"record termination", completed("r1", dedupe.KindFailed, true), func(t *testing.T, e env) error {
+			_, err := e.s.RecordTermination(t.Context(), code, "n1", outcome)
+			return err
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -747,6 +751,10 @@ func TestNoScript(t *testing.T) {
 	must(t, e.s.MarkPublished(t.Context(), code, "r1"))
 	flush()
 	must(t, e.s.Release(t.Context(), code, "A"))
+	flush()
+	if tm, err := e.s.RecordTermination(t.Context(), code, "n1", outcome); err != nil || tm.Status != dedupe.TermAlreadyTerminated {
+		t.Errorf("RecordTermination: got %v, %v; want TermAlreadyTerminated", tm.Status, err)
+	}
 	flush()
 	if c := claim(t, e, "r1", "B"); c.Status != dedupe.Done || !c.Published {
 		t.Errorf("Claim: got %v, published %v; want Done, published", c.Status, c.Published)
@@ -828,6 +836,8 @@ func TestRedisDown(t *testing.T) {
 	_, getManyErr := s.GetMany(ctx, []string{"A1", "B2"})
 	_, getErr := s.Get(ctx, code)
 	c, claimErr := s.Claim(ctx, code, "r1", "A")
+	_, termErr := s.RecordTermination(ctx, code, "n1", outcome)
+	_, answerErr := s.Answer(ctx, code, "r1")
 	for _, tt := range []struct {
 		op  string
 		err error
@@ -840,8 +850,12 @@ func TestRedisDown(t *testing.T) {
 		{"Release", s.Release(ctx, code, "A")},
 		{"Get", getErr},
 		{"GetMany", getManyErr},
+		{"RecordTermination", termErr},
+		{"Answer", answerErr},
+		{"CheckDurability", s.CheckDurability(ctx)},
 	} {
-		if tt.err == nil || errors.Is(tt.err, dedupe.ErrNotFound) || errors.Is(tt.err, dedupe.ErrNotOwner) || errors.Is(tt.err, redis.Nil) {
+		if tt.err == nil || errors.Is(tt.err, dedupe.ErrNotFound) || errors.Is(tt.err, dedupe.ErrNotOwner) || errors.Is(tt.err, redis.Nil) ||
+			errors.Is(tt.err, dedupe.ErrDurabilityUnknown) || errors.Is(tt.err, dedupe.ErrEvictionPolicy) {
 			t.Errorf("%s: got %v; want a connection error", tt.op, tt.err)
 		}
 	}
