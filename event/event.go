@@ -120,17 +120,21 @@ type Result struct {
 	Detail       string `json:"detail,omitempty"`
 }
 
-// EventID is the stable id of the outcome eventType of request requestID:
-// every publication of that outcome, by any replica or replay, carries it.
-func EventID(requestID, eventType string) string {
-	h := sha256.Sum256([]byte(eventType + "\x00" + requestID))
+// EventID is the stable id of the outcome eventType of request requestID
+// for contract outContractCode: every publication of that outcome, by any
+// replica or replay, carries it, and a request id reused for another
+// contract gives another id. It is the first 16 bytes, in hex, of the
+// SHA-256 of eventType, outContractCode and requestID separated by NUL
+// (none of them holds one); downstream dedupes on it, so it never changes.
+func EventID(requestID, outContractCode, eventType string) string {
+	h := sha256.Sum256([]byte(eventType + "\x00" + outContractCode + "\x00" + requestID))
 	return hex.EncodeToString(h[:16])
 }
 
 // Terminated builds a contract-terminated result.
 func Terminated(in Intent, src Source, c Contract, attempts int, already bool, at time.Time) Result {
 	return Result{
-		SchemaVersion: SchemaVersion, EventID: EventID(in.RequestID, TypeTerminated), EventType: TypeTerminated,
+		SchemaVersion: SchemaVersion, EventID: EventID(in.RequestID, in.OutContractCode, TypeTerminated), EventType: TypeTerminated,
 		RequestID: in.RequestID, OutContractCode: in.OutContractCode, API: in.API, MchID: in.MchID,
 		OccurredAt: at.UTC(), Attempts: attempts, Source: src, AlreadyTerminated: already, Contract: &c,
 	}
@@ -150,7 +154,7 @@ type Failure struct {
 func Failed(requestID, outContractCode string, api API, mchID string, src Source, f Failure, attempts int, at time.Time) Result {
 	retry := f.Retryable
 	return Result{
-		SchemaVersion: SchemaVersion, EventID: EventID(requestID, TypeFailed), EventType: TypeFailed,
+		SchemaVersion: SchemaVersion, EventID: EventID(requestID, outContractCode, TypeFailed), EventType: TypeFailed,
 		RequestID: requestID, OutContractCode: outContractCode, API: api, MchID: mchID,
 		OccurredAt: at.UTC(), Attempts: attempts, Source: src,
 		Reason: f.Reason, Retryable: &retry, ErrorCode: f.ErrorCode, ErrorMessage: f.ErrorMessage,

@@ -160,11 +160,38 @@ func TestResultsMatchSchema(t *testing.T) {
 }
 
 func TestEventIDStable(t *testing.T) {
-	a, b := EventID("r1", TypeTerminated), EventID("r1", TypeTerminated)
+	a, b := EventID("r1", "ABC123", TypeTerminated), EventID("r1", "ABC123", TypeTerminated)
 	if a != b || len(a) != 32 {
 		t.Errorf("got %q and %q; want equal 32-hex ids", a, b)
 	}
-	if EventID("r1", TypeFailed) == a || EventID("r2", TypeTerminated) == a {
+	// Downstream consumers dedupe on it across versions: the derivation is
+	// part of the contract (sha256 of type, code and request id, NUL
+	// separated, first 16 bytes in hex).
+	if want := "7ffed1623c5bd5273bdba5e256ade622"; a != want {
+		t.Errorf("EventID(r1, ABC123, %s): got %s; want %s", TypeTerminated, a, want)
+	}
+	if EventID("r1", "ABC123", TypeFailed) == a || EventID("r2", "ABC123", TypeTerminated) == a {
 		t.Error("different outcomes share an id")
+	}
+	// Bug (issue 12 item 7): the id covered the request and the outcome
+	// only, so a request id reused for two contracts gave their two
+	// terminations one id, and downstream dropped one as a duplicate.
+	if EventID("r1", "XYZ789", TypeTerminated) == a {
+		t.Error("the same request id and outcome on two contracts share an id")
+	}
+	// The fields are separated, not concatenated.
+	if EventID("r1", "AB", TypeTerminated) == EventID("Br1", "A", TypeTerminated) {
+		t.Error("ids of shifted fields collide")
+	}
+}
+
+func TestConstructorsUseTheContractsEventID(t *testing.T) {
+	in := Intent{RequestID: "r1", OutContractCode: "ABC123", API: PapayDirect}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if got, want := Terminated(in, Source{}, Contract{}, 1, false, at).EventID, EventID("r1", "ABC123", TypeTerminated); got != want {
+		t.Errorf("Terminated: event_id %s; want %s", got, want)
+	}
+	if got, want := Failed("r1", "ABC123", PapayDirect, "", Source{}, Failure{Reason: ReasonRejected}, 1, at).EventID, EventID("r1", "ABC123", TypeFailed); got != want {
+		t.Errorf("Failed: event_id %s; want %s", got, want)
 	}
 }

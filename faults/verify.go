@@ -65,7 +65,7 @@ func (r *runCtx) verify(ctx context.Context) figures {
 			p.add("malformed event", "%s fails schemas/result.v1.json: %v", where, err)
 		}
 		ev := *rec.res
-		if ev.EventID != event.EventID(ev.RequestID, ev.EventType) {
+		if ev.EventID != event.EventID(ev.RequestID, ev.OutContractCode, ev.EventType) {
 			p.add("unstable event id", "%s: request %s %s has event_id %s", where, ev.RequestID, ev.EventType, ev.EventID)
 		}
 		if h := header(m.Headers, event.HeaderEventType); h != ev.EventType {

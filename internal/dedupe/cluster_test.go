@@ -2,7 +2,9 @@ package dedupe_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -24,6 +26,35 @@ func TestCluster(t *testing.T) {
 	}
 
 	t.Run("claim", func(t *testing.T) { testClaim(t, newClusterEnv) })
+	t.Run("record termination", func(t *testing.T) { testRecordTermination(t, newClusterEnv) })
+
+	// Every node is checked, replicas included: one master with an evicting
+	// policy is refused by name. Only this package's tests use the Cluster,
+	// and with maxmemory 0 the policy evicts nothing meanwhile.
+	t.Run("durability", func(t *testing.T) {
+		s := dedupe.New(rdb, dedupe.Options{})
+		must(t, s.CheckDurability(t.Context()))
+		var victim *redis.Client
+		var mu sync.Mutex
+		must(t, rdb.ForEachMaster(t.Context(), func(ctx context.Context, m *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if victim == nil {
+				victim = m
+			}
+			return nil
+		}))
+		must(t, victim.ConfigSet(t.Context(), "maxmemory-policy", "volatile-lru").Err())
+		t.Cleanup(func() {
+			if err := victim.ConfigSet(context.Background(), "maxmemory-policy", "noeviction").Err(); err != nil {
+				t.Errorf("restore maxmemory-policy on %s: %v", victim.Options().Addr, err)
+			}
+		})
+		err := s.CheckDurability(t.Context())
+		if !errors.Is(err, dedupe.ErrEvictionPolicy) || !strings.Contains(err.Error(), victim.Options().Addr) {
+			t.Errorf("CheckDurability: got %v; want ErrEvictionPolicy naming %s", err, victim.Options().Addr)
+		}
+	})
 
 	t.Run("many slots", func(t *testing.T) {
 		t.Parallel()

@@ -8,27 +8,41 @@
 // Cluster alike. Every write refreshes the key's TTL (Options.TTL).
 //
 //	          Claim: Claimed                Complete
-//	absent ─────────────────▶ in_flight ─────────────▶ done (kind, outcome of
-//	                          owner, lease               │   its request, pub:<id>)
+//	absent ─────────────────▶ in_flight ─────────────▶ done (each request's own
+//	                          owner, lease               │   outcome, pub:<id>)
 //	                           │     ▲                   │
 //	                           └─────┘                   │ Claim, same request: Done
 //	              Claim after lease expiry or            │ Claim, other request:
 //	              Release: TakenOver (new owner)         │   failed     → Claimed (in_flight)
+//	                                                     │   unknown    → TakenOver (in_flight)
 //	                                                     │   terminated → Terminated
+//
+// # Outcomes
+//
+// Every request keeps its own outcome: the same request_id again is answered
+// with the outcome stored for it, whatever later requests for the contract
+// ended with. A record holds at most one termination (the contract's, never
+// dropped) and up to Options.MaxFailures failures: beyond that the oldest
+// failure is dropped with its published flag, and that request, delivered
+// again, is processed as new. Record.Answer and Store.Answer give a
+// request's answer for a replay's re-emit and for operators.
 //
 // Claim for request R answers, checking in this order:
 //
 //   - Done: an outcome is stored for R itself (publish it if pub:<R> is unset).
-//   - Terminated: the contract was terminated for another request: never call again.
+//   - Terminated: the contract was terminated by another request or by a
+//     notification: never call again; derive R's event from the termination.
 //   - Busy: in flight under a live lease held by another owner (or by the same
 //     owner for another request): wait until LeaseUntil.
-//   - TakenOver: in flight but the lease expired or was released: the caller
-//     owns it now, but must query the contract before calling, since the
-//     previous owner's call may have gone through.
-//   - Claimed: absent, or the stored outcome is a failure of another request
-//     (a failure does not block a later intent; it stays stored for its own
-//     request). The same owner claiming the same request again under its live
-//     lease also gets Claimed: that is a client retry whose reply was lost.
+//   - TakenOver: the caller owns the contract now, but must query the
+//     contract before calling: the claim was in flight and its lease expired
+//     or was released (the previous owner's call may have gone through), or
+//     an earlier request failed with KindUnknown (its call may have).
+//   - Claimed: absent, or only known failures of other requests are stored.
+//
+// The same owner claiming the same request again under its live lease gets
+// the first answer again (Claimed or TakenOver): that is a client retry
+// whose reply was lost.
 //
 // Ownership is fenced by the owner token: Extend, Complete and Release act only
 // if the record's owner is still the caller's, and a takeover rewrites the owner
@@ -38,6 +52,66 @@
 // scripts, not with Redis's. This assumes the replicas' clocks differ by much
 // less than the lease (NTP gives milliseconds; the default lease is 30 s): a
 // replica whose clock runs ahead by d takes over leases d before they expire.
+//
+// # Calls that may have been sent
+//
+// A call that may have reached WeChat Pay must make the contract's next
+// owner query first. The record carries that in three ways: a claim in
+// flight whose lease runs out (TakenOver), a failure completed with
+// KindUnknown (the mark stays until an owner completes with a known outcome,
+// having queried), and a termination (final). What the record cannot carry
+// is its own loss: a record evicted, deleted, or lost in a failover reads as
+// absent, and the next claim answers Claimed. Extend and Complete then
+// answer ErrRecordLost, and the worker that sent the call is the only one
+// left that knows: it must remember, for as long as it may claim the
+// contract again, that its call may have reached WeChat Pay, and query
+// first. A lost record whose worker is gone too cannot be detected: the
+// next intent calls terminate, WeChat Pay refuses a terminated contract, and
+// the query that follows reports it as already terminated.
+//
+// # Notifications
+//
+// RecordTermination records WeChat Pay's word (a signed notification) that
+// the contract is terminated. Exactly one termination is recorded per
+// contract, the first: a termination that a request or an earlier
+// notification recorded answers later ones with TermAlreadyTerminated, and
+// the caller publishes nothing new. A notification does not overtake a claim
+// in flight under a live lease (TermBusy: retry after LeaseUntil, as a Busy
+// intent does): the worker's call then meets the terminated contract and
+// records the termination from its own answer or query, and the
+// notification, retried, finds it. So the termination is published once,
+// with the word of whoever recorded it, and every other request and
+// notification is answered from it. A claim whose lease expired or was
+// released does not hold a notification back (its worker may be gone for
+// good): the notification is recorded, the old owner's Extend and Complete
+// are refused, and its request, delivered again, is answered Terminated. If
+// that old owner's own call had terminated the contract, its request is
+// then reported already_terminated while the notification's event carries
+// the termination.
+//
+// # Durability
+//
+// The record is the only memory of a call to WeChat Pay, so Redis must not
+// drop it:
+//
+//   - Eviction: maxmemory-policy must be noeviction on every node
+//     (CheckDurability refuses any other at start-up). The volatile-*
+//     policies evict keys with a TTL, and every record has one, so they are
+//     as unsafe as allkeys-*. With noeviction a full Redis refuses writes;
+//     Claim then fails and nothing is called: the consumer holds, it does
+//     not forget.
+//   - Persistence: run with appendonly yes. appendfsync everysec loses up to
+//     a second of writes in a power loss or kernel crash of the Redis host
+//     (not in a crash of the Redis process alone); always loses none, at a
+//     cost on every write.
+//   - Replicas: replication is asynchronous, so a failover can lose the last
+//     writes that the old master acknowledged. The store does not send WAIT:
+//     it would add a round trip per write, and WAIT does not make a failover
+//     keep acknowledged writes anyway (the Redis documentation says so; a
+//     replica that missed the write can still be promoted). A lost claim or
+//     outcome is the lost record above; a lost pub:<id> republishes the same
+//     event_id. Sentinel or Cluster failover bounds the window to the
+//     replication lag (usually milliseconds).
 package dedupe
 
 import (
@@ -45,6 +119,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,6 +135,11 @@ const (
 const (
 	KindTerminated = "terminated" // final: blocks every later request
 	KindFailed     = "failed"     // answers its own request only
+	// KindUnknown is a failure after a call that may have reached WeChat
+	// Pay (retries_exhausted with the outcome unknown): it answers its own
+	// request, and the contract's next claim answers TakenOver, by any
+	// request, until an owner completes with a known outcome.
+	KindUnknown = "unknown"
 )
 
 var (
@@ -69,6 +149,11 @@ var (
 	ErrNotOwner = errors.New("claim not held by this owner")
 	// ErrNotFound means there is no record for the contract.
 	ErrNotFound = errors.New("record not found")
+	// ErrRecordLost is the ErrNotOwner of a claim whose record is gone
+	// (evicted, deleted, or lost in a Redis failover): the next claim will
+	// answer Claimed, so a worker whose call may have reached WeChat Pay
+	// must remember it and query first (see the package documentation).
+	ErrRecordLost = fmt.Errorf("record lost: %w", ErrNotOwner)
 )
 
 // Options configures a Store. Zero values take the defaults.
@@ -81,6 +166,11 @@ type Options struct {
 	TTL time.Duration
 	// Lease is how long a claim stays exclusive without Extend, default 30 s.
 	Lease time.Duration
+	// MaxFailures bounds the failures kept per record, default 8: beyond it
+	// the oldest is dropped (a termination is never dropped). A result event
+	// is about 1 KB, so a record stays under about MaxFailures+1 KB plus
+	// its published flags.
+	MaxFailures int
 	// Now is the clock, default time.Now; tests replace it.
 	Now func() time.Time
 }
@@ -94,6 +184,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Lease <= 0 {
 		o.Lease = 30 * time.Second
+	}
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = 8
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -159,9 +252,9 @@ const (
 	// Done: an outcome is stored for this request: publish Claim.Outcome if
 	// Claim.Published is false, else drop the message as a duplicate.
 	Done
-	// Terminated: an earlier request with another request_id terminated the
+	// Terminated: another request or a notification terminated the
 	// contract: no API call; derive this request's event from Claim.Outcome
-	// unless Claim.Published says it was already published.
+	// (the termination) unless Claim.Published says it was already published.
 	Terminated
 )
 
@@ -189,8 +282,9 @@ type Claim struct {
 	Owner string
 	// LeaseUntil is when the lease ends (zero if there is none).
 	LeaseUntil time.Time
-	// Kind, Outcome and OutcomeRequestID describe the stored outcome, if any
-	// (for Claimed, a failure of an earlier request).
+	// Kind, Outcome and OutcomeRequestID describe the outcome that answers
+	// the request: its own for Done, the termination (of another request or
+	// notification) for Terminated; empty for the other statuses.
 	Kind             string
 	Outcome          []byte
 	OutcomeRequestID string
@@ -258,17 +352,28 @@ func (s *Store) Extend(ctx context.Context, outContractCode, owner string) error
 		[]string{"out_contract_code", outContractCode, "owner", owner}, owner, ms(now.Add(s.opts.Lease)), s.ttl())
 }
 
-// Complete stores the outcome of requestID (kind KindTerminated or KindFailed,
-// outcome the caller's serialized result event) and marks the record done. Call
-// it before publishing. It returns ErrNotOwner if owner no longer holds the
-// claim for requestID: the caller must then not publish. Repeating a
-// successful Complete succeeds.
+// Complete stores the outcome of requestID (kind KindTerminated, KindFailed
+// or KindUnknown, outcome the caller's serialized result event) and marks the
+// record done. Call it before publishing. It returns ErrNotOwner (or
+// ErrRecordLost, which is one) if owner no longer holds the claim for
+// requestID: the caller must then not publish. Repeating a successful
+// Complete succeeds.
+//
+// Pass KindUnknown for a failure whose call may have reached WeChat Pay and
+// whose effect no query has settled since; KindFailed only for a failure
+// whose effect is known (WeChat Pay judged the call, or a query after the
+// claim showed the contract not terminated): a known outcome clears the mark
+// an earlier KindUnknown left.
 func (s *Store) Complete(ctx context.Context, outContractCode, requestID, owner, kind string, outcome []byte) error {
-	if kind != KindTerminated && kind != KindFailed {
+	if kind != KindTerminated && kind != KindFailed && kind != KindUnknown {
 		return fmt.Errorf("dedupe: complete %s: unknown kind %q", outContractCode, kind)
 	}
+	if err := checkID(requestID); err != nil {
+		return fmt.Errorf("dedupe: complete %s: %w", outContractCode, err)
+	}
 	return s.runFenced(ctx, "complete", outContractCode, completeScript, ErrNotOwner,
-		[]string{"out_contract_code", outContractCode, "request_id", requestID, "owner", owner}, requestID, owner, kind, outcome, s.ttl())
+		[]string{"out_contract_code", outContractCode, "request_id", requestID, "owner", owner},
+		requestID, owner, kind, outcome, s.ttl(), s.opts.MaxFailures)
 }
 
 // MarkPublished records that requestID's result event was published. It
@@ -291,9 +396,10 @@ func (s *Store) Release(ctx context.Context, outContractCode, owner string) erro
 	return err
 }
 
-// runFenced runs a script that answers 1 when applied and 0 when refused,
-// which it reports as refused. required are name, value pairs that must not
-// be empty.
+// runFenced runs a script that answers 1 when applied, 0 when refused,
+// which it reports as refused, and -1 when the record is absent, which it
+// reports as ErrRecordLost. required are name, value pairs that must not be
+// empty.
 func (s *Store) runFenced(ctx context.Context, op, code string, sc *redis.Script, refused error, required []string, args ...any) error {
 	if err := check(required...); err != nil {
 		return fmt.Errorf("dedupe: %s %s: %w", op, code, err)
@@ -303,6 +409,8 @@ func (s *Store) runFenced(ctx context.Context, op, code string, sc *redis.Script
 	case err != nil:
 		// redis.Nil included: the scripts never return nil, so it is a fault.
 		return fmt.Errorf("dedupe: %s %s: %w", op, code, err)
+	case n == -1:
+		return fmt.Errorf("dedupe: %s %s: %w", op, code, ErrRecordLost)
 	case n != 1:
 		return fmt.Errorf("dedupe: %s %s: %w", op, code, refused)
 	}
@@ -329,6 +437,16 @@ func check(pairs ...string) error {
 		if pairs[i+1] == "" {
 			return fmt.Errorf("empty %s", pairs[i])
 		}
+	}
+	return nil
+}
+
+// checkID rejects an id with white space, which the record's list of
+// failures uses as its separator (request ids never hold any: the intent
+// schema forbids it).
+func checkID(id string) error {
+	if strings.ContainsAny(id, " \t\n\r\v\f") {
+		return fmt.Errorf("id %q contains white space", id)
 	}
 	return nil
 }

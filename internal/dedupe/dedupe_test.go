@@ -144,6 +144,21 @@ func testClaim(t *testing.T, newEnv func(*testing.T) env) {
 			wantLease: lease,
 		},
 		{
+			// Bug (issue 12 item 3): the reply to a takeover was lost and
+			// go-redis retried it with the same owner: the script answered
+			// Claimed, so the worker terminated without querying first.
+			name: "taken over, the same claim retried: still a takeover",
+			setup: func(t *testing.T, e env) {
+				claim(t, e, "r1", "A")
+				e.clk.Advance(lease)
+				claim(t, e, "r1", "B")
+				e.clk.Advance(time.Second)
+			},
+			req: "r1", owner: "B",
+			want:      dedupe.Claim{Status: dedupe.TakenOver, Owner: "B"},
+			wantLease: lease,
+		},
+		{
 			name: "released",
 			setup: func(t *testing.T, e env) {
 				claim(t, e, "r1", "A")
@@ -209,7 +224,7 @@ func testClaim(t *testing.T, newEnv func(*testing.T) env) {
 			name:  "failed, other request: a failure does not block",
 			setup: completed("r1", dedupe.KindFailed, true),
 			req:   "r2", owner: "B",
-			want:      dedupe.Claim{Status: dedupe.Claimed, Owner: "B", Kind: dedupe.KindFailed, Outcome: outcome, OutcomeRequestID: "r1"},
+			want:      dedupe.Claim{Status: dedupe.Claimed, Owner: "B"},
 			wantLease: lease,
 		},
 		{
@@ -229,7 +244,7 @@ func testClaim(t *testing.T, newEnv func(*testing.T) env) {
 				claim(t, e, "r2", "B")
 			},
 			req: "r2", owner: "C",
-			want:      dedupe.Claim{Status: dedupe.Busy, Owner: "B", Kind: dedupe.KindFailed, Outcome: outcome, OutcomeRequestID: "r1"},
+			want:      dedupe.Claim{Status: dedupe.Busy, Owner: "B"},
 			wantLease: lease,
 		},
 		{
@@ -240,18 +255,108 @@ func testClaim(t *testing.T, newEnv func(*testing.T) env) {
 				must(t, e.s.Release(t.Context(), code, "B"))
 			},
 			req: "r2", owner: "C",
-			want:      dedupe.Claim{Status: dedupe.TakenOver, Owner: "C", Kind: dedupe.KindFailed, Outcome: outcome, OutcomeRequestID: "r1"},
+			want:      dedupe.Claim{Status: dedupe.TakenOver, Owner: "C"},
 			wantLease: lease,
 		},
 		{
-			name: "failed, then terminated by another request",
+			// Bug (issue 12 item 4): one outcome slot per record: when r1
+			// failed and then r2 failed, r2's failure replaced r1's, and a
+			// redelivery of r1 was claimed again and called WeChat Pay.
+			name: "failed, then another request failed: each keeps its own",
+			setup: func(t *testing.T, e env) {
+				completed("r1", dedupe.KindFailed, true)(t, e)
+				claim(t, e, "r2", "B")
+				must(t, e.s.Complete(t.Context(), code, "r2", "B", dedupe.KindFailed, []byte("f2")))
+			},
+			req: "r1", owner: "C",
+			want: dedupe.Claim{Status: dedupe.Done, Owner: "B", Kind: dedupe.KindFailed, Outcome: outcome, OutcomeRequestID: "r1", Published: true},
+		},
+		{
+			// The failure of r1 used to be overwritten by r2's termination, and r1
+			// was answered from it: each request keeps its own outcome now.
+			name: "failed, then terminated by another request: the failed request gets its own",
 			setup: func(t *testing.T, e env) {
 				completed("r1", dedupe.KindFailed, true)(t, e)
 				claim(t, e, "r2", "B")
 				must(t, e.s.Complete(t.Context(), code, "r2", "B", dedupe.KindTerminated, []byte("t2")))
 			},
 			req: "r1", owner: "C",
-			want: dedupe.Claim{Status: dedupe.Terminated, Owner: "B", Kind: dedupe.KindTerminated, Outcome: []byte("t2"), OutcomeRequestID: "r2", Published: true},
+			want: dedupe.Claim{Status: dedupe.Done, Owner: "B", Kind: dedupe.KindFailed, Outcome: outcome, OutcomeRequestID: "r1", Published: true},
+		},
+		{
+			name: "failed, then terminated by another request: a third is answered terminated",
+			setup: func(t *testing.T, e env) {
+				completed("r1", dedupe.KindFailed, true)(t, e)
+				claim(t, e, "r2", "B")
+				must(t, e.s.Complete(t.Context(), code, "r2", "B", dedupe.KindTerminated, []byte("t2")))
+			},
+			req: "r3", owner: "C",
+			want: dedupe.Claim{Status: dedupe.Terminated, Owner: "B", Kind: dedupe.KindTerminated, Outcome: []byte("t2"), OutcomeRequestID: "r2"},
+		},
+		{
+			// Issue 12 item 5: a failure whose call may have reached WeChat Pay
+			// let the next request terminate without querying first.
+			name: "failed with the outcome unknown, other request: query first",
+			setup: func(t *testing.T, e env) {
+				claim(t, e, "r1", "A")
+				must(t, e.s.Complete(t.Context(), code, "r1", "A", dedupe.KindUnknown, outcome))
+			},
+			req: "r2", owner: "B",
+			want:      dedupe.Claim{Status: dedupe.TakenOver, Owner: "B"},
+			wantLease: lease,
+		},
+		{
+			name: "failed with the outcome unknown, the takeover retried: still a takeover",
+			setup: func(t *testing.T, e env) {
+				claim(t, e, "r1", "A")
+				must(t, e.s.Complete(t.Context(), code, "r1", "A", dedupe.KindUnknown, outcome))
+				claim(t, e, "r2", "B")
+			},
+			req: "r2", owner: "B",
+			want:      dedupe.Claim{Status: dedupe.TakenOver, Owner: "B"},
+			wantLease: lease,
+		},
+		{
+			name: "failed with the outcome unknown, same request: its own outcome",
+			setup: func(t *testing.T, e env) {
+				claim(t, e, "r1", "A")
+				must(t, e.s.Complete(t.Context(), code, "r1", "A", dedupe.KindUnknown, outcome))
+			},
+			req: "r1", owner: "B",
+			want: dedupe.Claim{Status: dedupe.Done, Owner: "A", Kind: dedupe.KindUnknown, Outcome: outcome, OutcomeRequestID: "r1"},
+		},
+		{
+			name: "failed unknown, then a known failure after the query: the mark is cleared",
+			setup: func(t *testing.T, e env) {
+				claim(t, e, "r1", "A")
+				must(t, e.s.Complete(t.Context(), code, "r1", "A", dedupe.KindUnknown, outcome))
+				claim(t, e, "r2", "B")
+				must(t, e.s.Complete(t.Context(), code, "r2", "B", dedupe.KindFailed, outcome))
+			},
+			req: "r3", owner: "C",
+			want:      dedupe.Claim{Status: dedupe.Claimed, Owner: "C"},
+			wantLease: lease,
+		},
+		{
+			name: "failed unknown, then unknown again: the mark stays",
+			setup: func(t *testing.T, e env) {
+				claim(t, e, "r1", "A")
+				must(t, e.s.Complete(t.Context(), code, "r1", "A", dedupe.KindUnknown, outcome))
+				claim(t, e, "r2", "B")
+				must(t, e.s.Complete(t.Context(), code, "r2", "B", dedupe.KindUnknown, outcome))
+			},
+			req: "r3", owner: "C",
+			want:      dedupe.Claim{Status: dedupe.TakenOver, Owner: "C"},
+			wantLease: lease,
+		},
+		{
+			name: "terminated by a notification",
+			setup: func(t *testing.T, e env) {
+				_, err := e.s.RecordTermination(t.Context(), code, "n1", []byte("tn"))
+				must(t, err)
+			},
+			req: "r1", owner: "B",
+			want: dedupe.Claim{Status: dedupe.Terminated, Kind: dedupe.KindTerminated, Outcome: []byte("tn"), OutcomeRequestID: "n1"},
 		},
 	}
 	for _, tt := range tests {
@@ -405,30 +510,31 @@ func TestExtend(t *testing.T) {
 
 func TestComplete(t *testing.T) {
 	t.Parallel()
+	terminatedR1 := []dedupe.Outcome{{RequestID: "r1", Kind: dedupe.KindTerminated}}
 	tests := []struct {
 		name       string
 		setup      func(*testing.T, env)
 		req, owner string
 		wantErr    error
-		want       dedupe.Record // State, Owner, OutcomeRequestID, Kind checked
+		want       dedupe.Record // State, Owner, OutcomeRequestID, Kind and the Outcomes' RequestID and Kind checked
 	}{
 		{
 			name:  "owner",
 			setup: func(t *testing.T, e env) { claim(t, e, "r1", "A") },
 			req:   "r1", owner: "A",
-			want: dedupe.Record{State: dedupe.StateDone, Owner: "A", OutcomeRequestID: "r1", Kind: dedupe.KindTerminated},
+			want: dedupe.Record{State: dedupe.StateDone, Owner: "A", OutcomeRequestID: "r1", Kind: dedupe.KindTerminated, Outcomes: terminatedR1},
 		},
 		{
 			name:  "owner, lease expired but not taken over",
 			setup: func(t *testing.T, e env) { claim(t, e, "r1", "A"); e.clk.Advance(time.Hour) },
 			req:   "r1", owner: "A",
-			want: dedupe.Record{State: dedupe.StateDone, Owner: "A", OutcomeRequestID: "r1", Kind: dedupe.KindTerminated},
+			want: dedupe.Record{State: dedupe.StateDone, Owner: "A", OutcomeRequestID: "r1", Kind: dedupe.KindTerminated, Outcomes: terminatedR1},
 		},
 		{
 			name:  "again, after a lost reply",
 			setup: completed("r1", dedupe.KindTerminated, false),
 			req:   "r1", owner: "A",
-			want: dedupe.Record{State: dedupe.StateDone, Owner: "A", OutcomeRequestID: "r1", Kind: dedupe.KindTerminated},
+			want: dedupe.Record{State: dedupe.StateDone, Owner: "A", OutcomeRequestID: "r1", Kind: dedupe.KindTerminated, Outcomes: terminatedR1},
 		},
 		{
 			name: "lease lost to a takeover",
@@ -462,7 +568,7 @@ func TestComplete(t *testing.T) {
 				claim(t, e, "r2", "B")
 			},
 			req: "r1", owner: "B", wantErr: dedupe.ErrNotOwner,
-			want: dedupe.Record{State: dedupe.StateInFlight, Owner: "B", OutcomeRequestID: "r1", Kind: dedupe.KindFailed},
+			want: dedupe.Record{State: dedupe.StateInFlight, Owner: "B", Outcomes: []dedupe.Outcome{{RequestID: "r1", Kind: dedupe.KindFailed}}},
 		},
 		{
 			name:  "absent",
@@ -486,6 +592,9 @@ func TestComplete(t *testing.T) {
 				must(t, err)
 			}
 			got := dedupe.Record{State: r.State, Owner: r.Owner, OutcomeRequestID: r.OutcomeRequestID, Kind: r.Kind}
+			for _, o := range r.Outcomes {
+				got.Outcomes = append(got.Outcomes, dedupe.Outcome{RequestID: o.RequestID, Kind: o.Kind})
+			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("record: got %+v; want %+v", got, tt.want)
 			}
@@ -513,8 +622,9 @@ func TestRelease(t *testing.T) {
 		r, err := e.s.Get(t.Context(), code)
 		must(t, err)
 		// The lease is gone, the request in flight and the earlier failure stay.
-		want := dedupe.Record{Code: code, State: dedupe.StateInFlight, RequestID: "r2", OutcomeRequestID: "r1",
-			Kind: dedupe.KindFailed, Outcome: outcome, Published: map[string]bool{"r1": true}, Attempts: 2}
+		want := dedupe.Record{Code: code, State: dedupe.StateInFlight, RequestID: "r2",
+			Outcomes:  []dedupe.Outcome{{RequestID: "r1", Kind: dedupe.KindFailed, Event: outcome, Published: true}},
+			Published: map[string]bool{"r1": true}, Attempts: 2}
 		if fmt.Sprint(r) != fmt.Sprint(want) {
 			t.Errorf("record:\n got %+v;\nwant %+v", r, want)
 		}
@@ -594,6 +704,10 @@ func TestTTL(t *testing.T) {
 		{"mark published", completed("r1", dedupe.KindTerminated, false),
 			func(t *testing.T, e env) error { return e.s.MarkPublished(t.Context(), code, "r1") }},
 		{"release", claimedBy("A"), func(t *testing.T, e env) error { return e.s.Release(t.Context(), code, "A") }},
+		{"record termination", completed("r1", dedupe.KindFailed, true), func(t *testing.T, e env) error {
+			_, err := e.s.RecordTermination(t.Context(), code, "n1", outcome)
+			return err
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -637,6 +751,10 @@ func TestNoScript(t *testing.T) {
 	must(t, e.s.MarkPublished(t.Context(), code, "r1"))
 	flush()
 	must(t, e.s.Release(t.Context(), code, "A"))
+	flush()
+	if tm, err := e.s.RecordTermination(t.Context(), code, "n1", outcome); err != nil || tm.Status != dedupe.TermAlreadyTerminated {
+		t.Errorf("RecordTermination: got %v, %v; want TermAlreadyTerminated", tm.Status, err)
+	}
 	flush()
 	if c := claim(t, e, "r1", "B"); c.Status != dedupe.Done || !c.Published {
 		t.Errorf("Claim: got %v, published %v; want Done, published", c.Status, c.Published)
@@ -718,6 +836,8 @@ func TestRedisDown(t *testing.T) {
 	_, getManyErr := s.GetMany(ctx, []string{"A1", "B2"})
 	_, getErr := s.Get(ctx, code)
 	c, claimErr := s.Claim(ctx, code, "r1", "A")
+	_, termErr := s.RecordTermination(ctx, code, "n1", outcome)
+	_, answerErr := s.Answer(ctx, code, "r1")
 	for _, tt := range []struct {
 		op  string
 		err error
@@ -730,8 +850,12 @@ func TestRedisDown(t *testing.T) {
 		{"Release", s.Release(ctx, code, "A")},
 		{"Get", getErr},
 		{"GetMany", getManyErr},
+		{"RecordTermination", termErr},
+		{"Answer", answerErr},
+		{"CheckDurability", s.CheckDurability(ctx)},
 	} {
-		if tt.err == nil || errors.Is(tt.err, dedupe.ErrNotFound) || errors.Is(tt.err, dedupe.ErrNotOwner) || errors.Is(tt.err, redis.Nil) {
+		if tt.err == nil || errors.Is(tt.err, dedupe.ErrNotFound) || errors.Is(tt.err, dedupe.ErrNotOwner) || errors.Is(tt.err, redis.Nil) ||
+			errors.Is(tt.err, dedupe.ErrDurabilityUnknown) || errors.Is(tt.err, dedupe.ErrEvictionPolicy) {
 			t.Errorf("%s: got %v; want a connection error", tt.op, tt.err)
 		}
 	}

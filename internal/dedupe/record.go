@@ -20,13 +20,64 @@ type Record struct {
 	Owner      string
 	LeaseUntil time.Time
 	RequestID  string // the request claimed last
-	// OutcomeRequestID, Kind and Outcome describe the stored outcome, if any.
+	// TakenOver reports that the current or last claim was a takeover.
+	TakenOver bool
+	// OutcomeRequestID, Kind and Outcome describe the termination, if the
+	// contract is terminated (Kind is KindTerminated). A record written
+	// before outcomes were kept per request may hold a failure here instead.
 	OutcomeRequestID string
 	Kind             string
 	Outcome          []byte
+	// Outcomes lists every stored outcome: failures oldest first, then the
+	// termination.
+	Outcomes []Outcome
+	// Unknown is the request whose failure may have reached WeChat Pay
+	// (KindUnknown): the next claim answers TakenOver. Empty if none.
+	Unknown string
 	// Published holds the request_ids whose result events were published.
 	Published map[string]bool
 	Attempts  int // number of claims that took ownership
+}
+
+// Outcome is one stored outcome.
+type Outcome struct {
+	RequestID string // the request or notification id it answers
+	Kind      string // KindTerminated, KindFailed or KindUnknown
+	Event     []byte // the serialized result event
+	Published bool   // pub:<RequestID> is set
+}
+
+// Answer is what answers one request: its own outcome, else the contract's
+// termination by another request or notification.
+type Answer struct {
+	// Own reports that Event is the request's own outcome; if false, Event
+	// is the termination, of RequestID, from which the request's event is
+	// derived (already terminated, with the stored contract).
+	Own       bool
+	RequestID string
+	Kind      string
+	Event     []byte
+	// Published reports whether the request's own event (pub:<request id>
+	// of the request asked about) was published.
+	Published bool
+}
+
+// Answer returns what answers requestID, and false if nothing does yet (no
+// own outcome and no termination).
+func (r Record) Answer(requestID string) (Answer, bool) {
+	var term *Outcome
+	for i, o := range r.Outcomes {
+		if o.RequestID == requestID {
+			return Answer{Own: true, RequestID: requestID, Kind: o.Kind, Event: o.Event, Published: o.Published}, true
+		}
+		if o.Kind == KindTerminated {
+			term = &r.Outcomes[i]
+		}
+	}
+	if term == nil {
+		return Answer{}, false
+	}
+	return Answer{RequestID: term.RequestID, Kind: term.Kind, Event: term.Event, Published: r.Published[requestID]}, true
 }
 
 // Exists reports whether the record was found.
@@ -81,8 +132,10 @@ func parseRecord(code string, h map[string]string) Record {
 		Owner:            h["owner"],
 		LeaseUntil:       parseMs(h["lease"]),
 		RequestID:        h["req"],
+		TakenOver:        h["tko"] == "1",
 		OutcomeRequestID: h["oreq"],
 		Kind:             h["kind"],
+		Unknown:          h["unk"],
 	}
 	if o, ok := h["outcome"]; ok {
 		r.Outcome = []byte(o)
@@ -96,7 +149,52 @@ func parseRecord(code string, h map[string]string) Record {
 			r.Published[id] = true
 		}
 	}
+	// The old single slot's failure is the oldest; the termination comes last.
+	if r.Kind != "" && r.Kind != KindTerminated {
+		r.Outcomes = append(r.Outcomes, Outcome{RequestID: r.OutcomeRequestID, Kind: r.Kind, Event: r.Outcome, Published: r.Published[r.OutcomeRequestID]})
+	}
+	for _, id := range strings.Fields(h["fails"]) {
+		if v, ok := h[failurePrefix+id]; ok {
+			kind, ev, _ := strings.Cut(v, ":")
+			r.Outcomes = append(r.Outcomes, Outcome{RequestID: id, Kind: kind, Event: []byte(ev), Published: r.Published[id]})
+		}
+	}
+	if r.Kind == KindTerminated {
+		r.Outcomes = append(r.Outcomes, Outcome{RequestID: r.OutcomeRequestID, Kind: r.Kind, Event: r.Outcome, Published: r.Published[r.OutcomeRequestID]})
+	}
 	return r
+}
+
+// failurePrefix prefixes the field of a request's own failure (o:<id>).
+const failurePrefix = "o:"
+
+// Answer reads what answers requestID (see Record.Answer) in one round trip
+// that reads only the fields it needs: for a replay's re-emit and the status
+// command. It returns ErrNotFound if the record is absent or nothing answers
+// requestID yet.
+func (s *Store) Answer(ctx context.Context, outContractCode, requestID string) (Answer, error) {
+	wrap := func(err error) (Answer, error) {
+		return Answer{}, fmt.Errorf("dedupe: answer %s %s: %w", outContractCode, requestID, err)
+	}
+	if err := check("out_contract_code", outContractCode, "request_id", requestID); err != nil {
+		return wrap(err)
+	}
+	v, err := s.rdb.HMGet(ctx, s.key(outContractCode), failurePrefix+requestID, "oreq", "kind", "outcome", "pub:"+requestID).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	str := func(i int) string { x, _ := v[i].(string); return x }
+	own, oreq, kind, outcome, pub := str(0), str(1), str(2), str(3), v[4] != nil
+	switch {
+	case v[0] != nil:
+		k, ev, _ := strings.Cut(own, ":")
+		return Answer{Own: true, RequestID: requestID, Kind: k, Event: []byte(ev), Published: pub}, nil
+	case kind != "" && oreq == requestID:
+		return Answer{Own: true, RequestID: requestID, Kind: kind, Event: []byte(outcome), Published: pub}, nil
+	case kind == KindTerminated:
+		return Answer{RequestID: oreq, Kind: kind, Event: []byte(outcome), Published: pub}, nil
+	}
+	return wrap(ErrNotFound)
 }
 
 // Answered reports, for each (codes[i], requestIDs[i]), whether that
