@@ -85,19 +85,26 @@ func newEndpoint(t *testing.T, brokers []string, publishTimeout time.Duration) *
 
 func (e *endpoint) notifyURL() string { return e.url + "/v1/notify/" + testMchID }
 
-// read returns the next n messages of the topic, failing the test if they
+// read returns the first n messages of the topic, failing the test if they
 // do not come within 30 s.
 func (e *endpoint) read(t *testing.T, n int) []event.Notification {
+	t.Helper()
+	return e.readUntil(t, func(got []event.Notification) bool { return len(got) >= n })
+}
+
+// readUntil reads the topic from its start until done says the messages
+// read so far suffice, failing the test if that takes over 30 s.
+func (e *endpoint) readUntil(t *testing.T, done func([]event.Notification) bool) []event.Notification {
 	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: e.topic, Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out []event.Notification
-	for len(out) < n {
+	for !done(out) {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
-			t.Fatalf("read %s: %v after %d of %d messages", e.topic, err, len(out), n)
+			t.Fatalf("read %s: %v after %d messages", e.topic, err, len(out))
 		}
 		got, err := event.DecodeNotification(m.Value)
 		if err != nil {
