@@ -3,12 +3,10 @@ package event
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -178,19 +176,8 @@ func ValidateNotification(b []byte) error {
 	if len(b) > MaxNotificationBytes {
 		return &InvalidNotificationError{Detail: fmt.Sprintf("%d bytes exceeds the %d-byte limit", len(b), MaxNotificationBytes)}
 	}
-	if !utf8.Valid(b) {
-		return &InvalidNotificationError{Detail: "not valid UTF-8"}
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		return &InvalidNotificationError{Detail: "not JSON: " + jsonErrText(err)}
-	}
-	if err := sch.Validate(doc); err != nil {
-		var ve *jsonschema.ValidationError
-		if errors.As(err, &ve) {
-			return &InvalidNotificationError{Detail: summarize(ve)}
-		}
-		return &InvalidNotificationError{Detail: err.Error()}
+	if detail := schemaDetail(sch, b); detail != "" {
+		return &InvalidNotificationError{Detail: detail}
 	}
 	return nil
 }
