@@ -182,9 +182,9 @@ type answer struct {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
-	start := h.opts.Now()
+	start := time.Now()
 	h.opts.Metrics.received.Inc()
-	n, err := h.handle(w, r, start)
+	n, err := h.handle(w, r, h.opts.Now())
 	if err != nil {
 		var rf *refusal
 		if !errors.As(err, &rf) {
