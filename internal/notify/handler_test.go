@@ -57,7 +57,7 @@ type endpoint struct {
 	pub     *KafkaPublisher
 }
 
-func newEndpoint(t *testing.T, brokers []string, publishTimeout time.Duration) *endpoint {
+func newEndpoint(t testing.TB, brokers []string, publishTimeout time.Duration) *endpoint {
 	t.Helper()
 	k := wxsimtest.Keys(t)
 	topic := testenv.Topic(t, "notifications")
@@ -118,7 +118,7 @@ func (e *endpoint) readUntil(t *testing.T, done func([]event.Notification) bool)
 	return out
 }
 
-func notifier(t *testing.T, mutate func(*wxsim.NotifierOptions)) *wxsim.Notifier {
+func notifier(t testing.TB, mutate func(*wxsim.NotifierOptions)) *wxsim.Notifier {
 	t.Helper()
 	k := wxsimtest.Keys(t)
 	o := wxsim.NotifierOptions{PublicKeyID: k.PublicKeyID, PlatformKey: k.PlatformKey, APIv3Key: testAPIv3Key}
@@ -132,7 +132,7 @@ func notifier(t *testing.T, mutate func(*wxsim.NotifierOptions)) *wxsim.Notifier
 	return n
 }
 
-func post(t *testing.T, url string, body []byte, h http.Header) (int, answer) {
+func post(t testing.TB, url string, body []byte, h http.Header) (int, answer) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
