@@ -35,6 +35,10 @@ func TestExamplesValidate(t *testing.T) {
 			if err := ValidateResult(b); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
+		case strings.HasPrefix(name, "examples/notification-"):
+			if _, err := DecodeNotification(b); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
 		default:
 			t.Errorf("%s: unknown example kind", name)
 		}

@@ -103,21 +103,29 @@ func validate(b []byte, intent bool) error {
 			return &InvalidError{Detail: fmt.Sprintf("%d bytes exceeds the %d-byte limit", len(b), MaxIntentBytes)}
 		}
 	}
+	if detail := schemaDetail(sch, b); detail != "" {
+		return &InvalidError{Detail: detail}
+	}
+	return nil
+}
+
+// schemaDetail says why b does not satisfy sch, or "" when it does.
+func schemaDetail(sch *jsonschema.Schema, b []byte) string {
 	if !utf8.Valid(b) {
-		return &InvalidError{Detail: "not valid UTF-8"}
+		return "not valid UTF-8"
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
-		return &InvalidError{Detail: "not JSON: " + jsonErrText(err)}
+		return "not JSON: " + jsonErrText(err)
 	}
 	if err := sch.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
-			return &InvalidError{Detail: summarize(ve)}
+			return summarize(ve)
 		}
-		return &InvalidError{Detail: err.Error()}
+		return err.Error()
 	}
-	return nil
+	return ""
 }
 
 // jsonErrText keeps a syntax error's position but not the offending input.

@@ -5,7 +5,8 @@ package schemas
 
 import "embed"
 
-// FS holds intent.v1.json, result.v1.json and examples/*.json.
+// FS holds intent.v1.json, result.v1.json, notification.v1.json and
+// examples/*.json.
 //
 //go:embed *.json examples/*.json
 var FS embed.FS

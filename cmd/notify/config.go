@@ -1,0 +1,92 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/wxterm/wxterm/internal/notify"
+)
+
+// envPrefix: every flag -some-name is also read from WXTERM_SOME_NAME, as
+// the consumer's are.
+const envPrefix = "WXTERM"
+
+// config is every setting; each is a flag, and WXTERM_<FLAG_NAME> fills it
+// from the environment.
+type config struct {
+	brokers, topic                 string
+	kafkaTLS                       tlsFiles
+	kafkaSASL, kafkaUser, kafkaPwd string
+
+	// The merchants: -merchants-file, or the one merchant of the flags
+	// below (the consumer's names for the same settings).
+	merchantsFile        string
+	mchID                string
+	pubKeyID, pubKeyFile string
+	platformCertFiles    string
+	apiV3KeyFile         string
+
+	listenAddr, httpAddr string
+	maxBody              int64
+	maxSkew, publishWait time.Duration
+	logLevel, logFormat  string
+}
+
+// tlsFiles configures TLS to a server; enabled with no files means the
+// system roots and no client certificate.
+type tlsFiles struct {
+	enabled                   bool
+	caFile, certFile, keyFile string
+	serverName                string
+}
+
+func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("notify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+
+	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	fs.StringVar(&c.topic, "notification-topic", "contract-termination.notifications", "topic the verified notifications are written to (acks=all)")
+	fs.BoolVar(&c.kafkaTLS.enabled, "kafka-tls", false, "connect to kafka over TLS")
+	fs.StringVar(&c.kafkaTLS.caFile, "kafka-tls-ca-file", "", "PEM CA bundle to verify kafka (empty: system roots)")
+	fs.StringVar(&c.kafkaTLS.certFile, "kafka-tls-cert-file", "", "PEM client certificate for kafka (mutual TLS)")
+	fs.StringVar(&c.kafkaTLS.keyFile, "kafka-tls-key-file", "", "PEM client key for kafka (mutual TLS)")
+	fs.StringVar(&c.kafkaTLS.serverName, "kafka-tls-server-name", "", "server name to verify in kafka's certificate (empty: the host dialled)")
+	fs.StringVar(&c.kafkaSASL, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
+	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
+	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
+
+	fs.StringVar(&c.merchantsFile, "merchants-file", "", "JSON file of several merchants, the consumer's format with apiv3_key_file (and platform_cert_files) added; replaces -mchid and its key flags")
+	fs.StringVar(&c.mchID, "mchid", "", "merchant id (商户号)")
+	fs.StringVar(&c.pubKeyID, "wechatpay-public-key-id", "", "WeChat Pay public key id (PUB_KEY_ID_…)")
+	fs.StringVar(&c.pubKeyFile, "wechatpay-public-key-file", "", "PEM file of the WeChat Pay public key")
+	fs.StringVar(&c.platformCertFiles, "wechatpay-platform-cert-files", "", "PEM files of WeChat Pay platform certificates, comma-separated (with or instead of the public key)")
+	fs.StringVar(&c.apiV3KeyFile, "apiv3-key-file", "", "file holding the merchant's 32-byte APIv3 key")
+
+	fs.StringVar(&c.listenAddr, "listen-addr", ":8090", "address of the notification endpoint (POST "+notify.Path+"); expose only this one")
+	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address of /healthz, /readyz and /metrics")
+	fs.Int64Var(&c.maxBody, "max-body-bytes", notify.DefaultMaxBodyBytes, "larger notification bodies are refused (413)")
+	fs.DurationVar(&c.maxSkew, "max-clock-skew", notify.DefaultMaxSkew, "a Wechatpay-Timestamp this far from now or further is refused; at most 5m (the SDK's bound)")
+	fs.DurationVar(&c.publishWait, "publish-timeout", notify.DefaultPublishTimeout, "how long a notification waits for Kafka before it is answered 503 (WeChat Pay waits 5 s)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "json", "json or text")
+	return fs
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := newFlagSet(c, stderr)
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if c.maxSkew <= 0 || c.maxSkew > notify.DefaultMaxSkew {
+		return nil, fmt.Errorf("-max-clock-skew %s: want more than 0 and at most %s", c.maxSkew, notify.DefaultMaxSkew)
+	}
+	return c, nil
+}
