@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+)
+
+// envPrefix is the consumer's: every flag -some-name is also read from
+// WXTERM_SOME_NAME, so the consumer's ConfigMap configures both.
+const envPrefix = "WXTERM"
+
+// config is every setting of the command, each a flag.
+type config struct {
+	brokers, requests, dlq         string
+	kafkaTLS                       tlsFiles
+	kafkaSASL, kafkaUser, kafkaPwd string
+
+	offsets, from, to      string
+	errContains, errRegexp string
+	execute                bool
+	by                     string
+	skew                   time.Duration
+	noCheck                bool
+}
+
+func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	fs.StringVar(&c.requests, "request-topic", "contract-termination.requested", "topic the dead letters are republished to")
+	fs.StringVar(&c.dlq, "dlq-topic", "contract-termination.dlq", "dead-letter topic to read (never written)")
+	fs.BoolVar(&c.kafkaTLS.enabled, "kafka-tls", false, "connect to kafka over TLS")
+	fs.StringVar(&c.kafkaTLS.caFile, "kafka-tls-ca-file", "", "PEM CA bundle to verify kafka (empty: system roots)")
+	fs.StringVar(&c.kafkaTLS.certFile, "kafka-tls-cert-file", "", "PEM client certificate for kafka (mutual TLS)")
+	fs.StringVar(&c.kafkaTLS.keyFile, "kafka-tls-key-file", "", "PEM client key for kafka (mutual TLS)")
+	fs.StringVar(&c.kafkaTLS.serverName, "kafka-tls-server-name", "", "server name to verify in kafka's certificate (empty: the host dialled)")
+	fs.StringVar(&c.kafkaSASL, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
+	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
+	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
+
+	fs.StringVar(&c.offsets, "offsets", "", "dead-letter partition offset ranges, e.g. 0:100-200,3:0-50 (end exclusive); empty: every partition, whole")
+	fs.StringVar(&c.from, "from", "", "first dead-letter timestamp (RFC 3339), inclusive; not with -offsets")
+	fs.StringVar(&c.to, "to", "", "last dead-letter timestamp (RFC 3339), exclusive (empty: now)")
+	fs.StringVar(&c.errContains, "error-contains", "", "keep only dead letters whose dlq_error header contains this text")
+	fs.StringVar(&c.errRegexp, "error-regexp", "", "keep only dead letters whose dlq_error header matches this RE2 regexp")
+	fs.BoolVar(&c.execute, "execute", false, "republish; without it the command only lists what it would republish (dry run)")
+	fs.StringVar(&c.by, "by", defaultBy(), "who redrives, written to the redrive_by header")
+	fs.DurationVar(&c.skew, "skew", 15*time.Minute, "clock skew allowed when looking for earlier redrives of the selection in the request topic")
+	fs.BoolVar(&c.noCheck, "no-check", false, "do not look for earlier redrives (the consumer's dedupe still answers a duplicate once)")
+	return fs
+}
+
+// defaultBy is user@host, the best guess at who runs the command.
+func defaultBy() string {
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "unknown"
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return user
+	}
+	return user + "@" + host
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := newFlagSet(c, stderr)
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return c, nil
+}
+
+// selection is which dead letters to consider.
+type selection struct {
+	offsets  map[int][2]int64 // partition → [start, end); nil: by time
+	from, to time.Time        // zero from: from each partition's start; zero to: its end
+	contains string
+	re       *regexp.Regexp
+}
+
+// matches reports whether a dead letter's error passes the filters.
+func (s selection) matches(dlqError string) bool {
+	if s.contains != "" && !strings.Contains(dlqError, s.contains) {
+		return false
+	}
+	return s.re == nil || s.re.MatchString(dlqError)
+}
+
+func (c *config) selection() (selection, error) {
+	var s selection
+	var err error
+	s.contains = c.errContains
+	if c.errRegexp != "" {
+		if s.re, err = regexp.Compile(c.errRegexp); err != nil {
+			return s, fmt.Errorf("-error-regexp: %w", err)
+		}
+	}
+	if c.offsets != "" {
+		if c.from != "" || c.to != "" {
+			return s, errors.New("-offsets excludes -from and -to")
+		}
+		s.offsets = map[int][2]int64{}
+		for _, part := range strings.Split(c.offsets, ",") {
+			part = strings.TrimSpace(part)
+			p, rng, ok := strings.Cut(part, ":")
+			st, en, ok2 := strings.Cut(rng, "-")
+			pi, err1 := strconv.Atoi(p)
+			si, err2 := strconv.ParseInt(st, 10, 64)
+			ei, err3 := strconv.ParseInt(en, 10, 64)
+			if !ok || !ok2 || err1 != nil || err2 != nil || err3 != nil || pi < 0 || si < 0 || ei < si {
+				return s, fmt.Errorf("-offsets %q: want partition:start-end, e.g. 0:100-200", part)
+			}
+			if _, dup := s.offsets[pi]; dup {
+				return s, fmt.Errorf("-offsets: partition %d given twice", pi)
+			}
+			s.offsets[pi] = [2]int64{si, ei}
+		}
+		return s, nil
+	}
+	if c.from != "" {
+		if s.from, err = time.Parse(time.RFC3339, c.from); err != nil {
+			return s, fmt.Errorf("-from: %w", err)
+		}
+	}
+	if c.to != "" {
+		if s.to, err = time.Parse(time.RFC3339, c.to); err != nil {
+			return s, fmt.Errorf("-to: %w", err)
+		}
+		if !s.to.After(s.from) {
+			return s, errors.New("-to must be after -from")
+		}
+	}
+	return s, nil
+}
