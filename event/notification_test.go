@@ -128,7 +128,7 @@ func TestSigningNotificationNeedsNoMode(t *testing.T) {
 func TestNotificationRequestIDIsStable(t *testing.T) {
 	a, b := validNotification(), validNotification()
 	b.ReceivedAt = b.ReceivedAt.Add(time.Hour) // a retry, received later
-	if a.RequestID() != b.RequestID() || EventID(a.RequestID(), TypeTerminated) != EventID(b.RequestID(), TypeTerminated) {
+	if a.RequestID() != b.RequestID() || EventID(a.RequestID(), a.OutContractCode, TypeTerminated) != EventID(b.RequestID(), b.OutContractCode, TypeTerminated) {
 		t.Errorf("request ids %q and %q differ for one notification", a.RequestID(), b.RequestID())
 	}
 	c := validNotification()

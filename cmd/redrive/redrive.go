@@ -399,17 +399,27 @@ func resolve(ctx context.Context, cl *kafka.Client, topic string, sel selection)
 	return out, nil
 }
 
+// listOffsets asks for reqs' offsets, retrying Kafka's temporary errors: a
+// topic created a moment ago answers "not leader" until its leaders are
+// elected.
 func listOffsets(ctx context.Context, cl *kafka.Client, topic string, reqs []kafka.OffsetRequest) (map[int]kafka.PartitionOffsets, error) {
-	resp, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("redrive: list offsets of %s: %w", topic, err)
-	}
-	out := map[int]kafka.PartitionOffsets{}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("redrive: list offsets of %s partition %d: %w", topic, po.Partition, po.Error)
+	var out map[int]kafka.PartitionOffsets
+	err := retry(ctx, func() error {
+		resp, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+		if err != nil {
+			return fmt.Errorf("redrive: list offsets of %s: %w", topic, err)
 		}
-		out[po.Partition] = po
+		out = map[int]kafka.PartitionOffsets{}
+		for _, po := range resp.Topics[topic] {
+			if po.Error != nil {
+				return fmt.Errorf("redrive: list offsets of %s partition %d: %w", topic, po.Partition, po.Error)
+			}
+			out[po.Partition] = po
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -75,7 +75,7 @@ func TestEveryAPITerminates(t *testing.T) {
 		if e.EventType != event.TypeTerminated || e.API != in.API || e.Attempts != 1 || e.AlreadyTerminated || e.Replayed {
 			t.Errorf("%s: got %+v; want contract-terminated after 1 attempt", in.RequestID, e)
 		}
-		if e.EventID != event.EventID(in.RequestID, event.TypeTerminated) {
+		if e.EventID != event.EventID(in.RequestID, in.OutContractCode, event.TypeTerminated) {
 			t.Errorf("%s: event_id %s is not the stable id", in.RequestID, e.EventID)
 		}
 		if e.Contract == nil || e.Contract.ContractState != wxapi.StateTerminated {
@@ -497,7 +497,7 @@ func TestRetriesExhausted(t *testing.T) {
 	h.publish(in)
 	e := h.waitEvents(1, waitLong)[0]
 	if e.EventType != event.TypeFailed || e.Reason != event.ReasonRetriesExhausted || !*e.Retryable ||
-		e.HTTPStatus != 429 || e.ErrorCode != "FREQUENCY_LIMITED" || e.Attempts < 2 {
+		e.HTTPStatus != 429 || e.ErrorCode != wxapi.CodeRateLimitExceed || e.Attempts < 2 {
 		t.Errorf("got %+v; want terminate-failed retries_exhausted, retryable, with the last 429", e)
 	}
 	if n := h.sim.Terminations("EXH1"); n != 0 {
