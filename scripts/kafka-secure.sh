@@ -17,7 +17,7 @@
 #   WXTERM_TEST_KAFKA_SECURE_PLAIN_PASSWORD, …_SCRAM_SHA_256_PASSWORD, …_SCRAM_SHA_512_PASSWORD
 # The passwords differ per mechanism, so a client using the wrong mechanism is refused.
 #
-# Env: KAFKA_VERSION (3.9.1), KAFKA_SECURE_PORT (19094), KAFKA_SECURE_CONTROLLER_PORT (19095),
+# Env: KAFKA_VERSION (4.4.0), KAFKA_SECURE_PORT (19094), KAFKA_SECURE_CONTROLLER_PORT (19095),
 # KAFKA_SECURE_SASL_PLAINTEXT_PORT (19096), KAFKA_SECURE_MTLS_PORT (19097), KAFKA_SECURE_INTERNAL_PORT
 # (19098; inter-broker, SASL PLAIN with a broker-only user): a port not set whose default is taken
 # is replaced by a free one. KAFKA_HEAP_OPTS, KAFKA_START_TIMEOUT (s), KAFKA_STOP_TIMEOUT (s).
@@ -38,7 +38,7 @@ esac
 
 VERSION='' PORT='' CTRL='' SPLAIN='' MTLS='' INTERNAL='' KUSER='' PLAIN_PW='' S256_PW='' S512_PW='' ADMIN_PW=''
 load_state "$STATE"
-VERSION=${VERSION:-${KAFKA_VERSION:-3.9.1}}
+VERSION=${VERSION:-${KAFKA_VERSION:-4.4.0}}
 LIB=$ROOT/.cache/kafka-$VERSION/lib
 
 exports() {
@@ -99,7 +99,7 @@ halt() { kafka_halt TERM; }
 start() {
   if [[ -n $PORT ]] && alive; then exports; return; fi
   if [[ -e $DIR ]]; then log "removing stale state ($DIR)"; halt; rm -rf "$DIR"; fi
-  VERSION=${KAFKA_VERSION:-3.9.1}
+  VERSION=${KAFKA_VERSION:-4.4.0}
   LIB=$(KAFKA_VERSION=$VERSION "$ROOT/scripts/kafka.sh" jars) # the test broker's Maven-fetched jars
   command -v openssl >/dev/null || die "openssl not found"
   PORT=$(pick_port KAFKA_SECURE_PORT 19094)

@@ -11,7 +11,7 @@
 #   scripts/kafka.sh topics …  TopicCommand against the running broker (e.g. --create --topic t)
 #   scripts/kafka.sh groups …  ConsumerGroupCommand against the running broker (e.g. --list)
 #
-# Env: KAFKA_VERSION (3.9.1), KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): when a port is
+# Env: KAFKA_VERSION (4.4.0), KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): when a port is
 # not set and its default is taken, a free one is chosen. KAFKA_HEAP_OPTS, KAFKA_START_TIMEOUT (s),
 # KAFKA_STOP_TIMEOUT (s), KAFKA_STOP_SIGNAL (TERM; KILL for a crash in halt/restart).
 # Jars are cached in .cache/kafka-<version>/lib; one broker per checkout (.cache/run/kafka.env).
@@ -28,7 +28,7 @@ case ${1:-} in
   start | stop | halt | resume | restart | jars) lock kafka ;;
 esac
 
-VERSION=${KAFKA_VERSION:-3.9.1}
+VERSION=${KAFKA_VERSION:-4.4.0}
 DIR='' PORT='' CTRL=''
 load_state "$STATE"
 LIB=$ROOT/.cache/kafka-$VERSION/lib
@@ -62,7 +62,7 @@ halt() { kafka_halt "${KAFKA_STOP_SIGNAL:-TERM}"; }
 start() {
   if [[ -n $DIR ]] && alive; then echo "127.0.0.1:$PORT"; return; fi
   [[ -n $DIR ]] && { log "removing stale broker state ($DIR)"; rm -rf "$DIR" "$STATE"; }
-  VERSION=${KAFKA_VERSION:-3.9.1}
+  VERSION=${KAFKA_VERSION:-4.4.0}
   LIB=$ROOT/.cache/kafka-$VERSION/lib
   fetch
   PORT=$(pick_port KAFKA_PORT 19092)
@@ -110,7 +110,7 @@ case ${1:-} in
       log "not running"; exit 1
     fi ;;
   version) echo "$VERSION" ;;
-  jars) VERSION=${KAFKA_VERSION:-3.9.1}; LIB=$ROOT/.cache/kafka-$VERSION/lib; fetch; echo "$LIB" ;;
+  jars) VERSION=${KAFKA_VERSION:-4.4.0}; LIB=$ROOT/.cache/kafka-$VERSION/lib; fetch; echo "$LIB" ;;
   topics) need_running; shift; tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" "$@" ;;
   groups) need_running; shift
     tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "127.0.0.1:$PORT" "$@" ;;
