@@ -256,8 +256,8 @@ func (rp *replayPartition) run(ctx context.Context) error {
 		return err
 	}
 	// Messages that need work go through the live path's per-key lanes.
-	p := c.newPartition(nil, rp.r.Partition, rp.r.Start)
-	defer p.startWorkers()()
+	l := c.newLanes()
+	defer l.startWorkers()()
 
 	msgs := make(chan kafka.Message, rp.opts.Batch)
 	fetchErr := make(chan error, 1)
@@ -291,7 +291,7 @@ func (rp *replayPartition) run(ctx context.Context) error {
 				break fill
 			}
 		}
-		if err := rp.batch(ctx, p, batch); err != nil {
+		if err := rp.batch(ctx, l, batch); err != nil {
 			return err
 		}
 	}
@@ -306,7 +306,7 @@ func (rp *replayPartition) run(ctx context.Context) error {
 // batch answers what the dedupe record already answered, with one
 // pipelined read of one field per intent and no validation (an answered
 // request was valid), and dispatches the rest to the normal path.
-func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafka.Message) error {
+func (rp *replayPartition) batch(ctx context.Context, l *lanes, batch []kafka.Message) error {
 	c := rp.c
 	rp.read.Add(int64(len(batch)))
 	reqs := make([]string, len(batch))
@@ -337,8 +337,7 @@ func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafk
 			rp.answered.Add(1)
 			continue
 		}
-		in, err := event.DecodeIntent(m.Value)
-		if err != nil || (len(m.Key) > 0 && string(m.Key) != in.OutContractCode) {
+		if _, err := decode(m); err != nil {
 			// Invalid input was answered (event or dead letter) when first
 			// read; only a re-emit repeats its event.
 			rp.answered.Add(1)
@@ -350,13 +349,9 @@ func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafk
 			continue
 		}
 		rp.processed.Add(1)
-		select {
-		case p.slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := l.admit(ctx, ctx, m); err != nil {
+			return err
 		}
-		p.tracker.add(m.Offset)
-		p.dispatch(ctx, m)
 	}
 	if !rp.opts.Reemit || len(reemit) == 0 {
 		return nil
@@ -404,13 +399,8 @@ func (rp *replayPartition) reemitInvalid(ctx context.Context, m kafka.Message) e
 		return nil // it went to the dead-letter topic; that is not repeated
 	}
 	detail := "invalid intent"
-	if _, err := event.DecodeIntent(m.Value); err != nil {
-		var ie *event.InvalidError
-		if errors.As(err, &ie) {
-			detail = ie.Detail
-		}
-	} else {
-		detail = "message key does not match out_contract_code"
+	if _, err := decode(m); err != nil {
+		detail = invalidDetail(err)
 	}
 	r := event.Failed(req, code, "", "", event.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset},
 		event.Failure{Reason: event.ReasonInvalidRequest, Detail: detail}, 0, rp.c.opts.Now())
@@ -419,11 +409,7 @@ func (rp *replayPartition) reemitInvalid(ctx context.Context, m kafka.Message) e
 }
 
 func (rp *replayPartition) publishReplayed(ctx context.Context, r event.Result) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := rp.c.write(ctx, rp.c.result(r.EventType, r.OutContractCode, b)); err != nil {
+	if err := rp.c.publish(ctx, output{result: &r, replayed: true}); err != nil {
 		return err
 	}
 	rp.reemitted.Add(1)
