@@ -22,6 +22,7 @@ import (
 
 	"github.com/wxterm/wxterm/internal/childproc"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/e2e"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
@@ -353,36 +354,7 @@ func (e *env) startConsumer(ctx context.Context, bin string, t topics, s *sim, e
 // consumer's /metrics; a name with labels, as in m{stage="claim"}, reads
 // that series alone.
 func (c *consumerProc) metric(name string) (float64, error) {
-	resp, err := http.Get(c.http + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var sum float64
-	found := false
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if !strings.HasPrefix(rest, " ") && (strings.HasSuffix(name, "}") || !strings.HasPrefix(rest, "{")) {
-			continue
-		}
-		i := strings.LastIndexByte(rest, ' ')
-		v, err := strconv.ParseFloat(rest[i+1:], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metric %s: %w", name, err)
-		}
-		sum += v
-		found = true
-	}
-	if !found {
-		return 0, fmt.Errorf("metric %s not found", name)
-	}
-	return sum, sc.Err()
+	return e2e.Metric(context.Background(), http.DefaultClient, c.http+"/metrics", name)
 }
 
 // meanCall is the mean WeChat Pay call duration the consumer measured.

@@ -243,7 +243,7 @@ func TestInvalidIntentsNeverCallWeChat(t *testing.T) {
 		t.Errorf("got %d dead letters; want 3", len(dead))
 	}
 	for _, m := range dead {
-		if header(m, "dlq_error") == "" || header(m, "dlq_source_topic") != h.requests || header(m, "dlq_source_offset") == "" {
+		if header(m, event.HeaderDLQError) == "" || header(m, event.HeaderDLQSourceTopic) != h.requests || header(m, event.HeaderDLQSourceOffset) == "" {
 			t.Errorf("dead letter %q lacks its error or source headers: %+v", m.Key, m.Headers)
 		}
 	}
