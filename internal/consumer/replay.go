@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/intentid"
 )
 
 // ReplayRange selects messages of the request topic: by time (From
@@ -314,7 +315,7 @@ func (rp *replayPartition) batch(ctx context.Context, l *lanes, batch []kafka.Me
 	var idx []int // batch indexes that could be peeked
 	var pcodes, preqs []string
 	for i, m := range batch {
-		if req, code, ok := event.Peek(m.Value, m.Key); ok {
+		if req, code, ok := intentid.Peek(m.Value, m.Key); ok {
 			reqs[i], codes[i] = req, code
 			idx = append(idx, i)
 			pcodes, preqs = append(pcodes, code), append(preqs, req)
