@@ -36,9 +36,6 @@ func Kafka(t testing.TB) []string {
 	return c.ListenAddrs()
 }
 
-// RealKafka reports whether Kafka returns a real broker.
-func RealKafka() bool { return os.Getenv(EnvKafka) != "" }
-
 // CreateTopics creates each topic with the given partitions and waits
 // until the broker serves it.
 func CreateTopics(t testing.TB, brokers []string, partitions int, topics ...string) {
