@@ -109,10 +109,7 @@ func newGates(interval time.Duration, now func() time.Time, systemic prometheus.
 // of is the gate of a call of merchant mchID to r's host. Both are unused
 // while one gate holds everything; they are what a gate per merchant and
 // host keys on.
-func (gs *gates) of(mchID string, r wxapi.Request) *gate {
-	_, _ = mchID, r
-	return gs.all
-}
+func (gs *gates) of(mchID string, r wxapi.Request) *gate { return gs.all }
 
 // err is a fault holding calls, nil when none does.
 func (gs *gates) err() error { return gs.all.err() }
