@@ -284,27 +284,20 @@ func (r *runCtx) startConsumer(extra ...string) (*consumerProc, error) {
 // consumerArgs are the flags of every consumer process of the scenario.
 func (r *runCtx) consumerArgs(httpAddr, wxURL string) []string {
 	s := r.s
-	return []string{
-		"-brokers", s.cfg.kafka,
-		"-redis-addrs", s.cfg.redis,
-		"-request-topic", r.reqTopic, "-result-topic", r.resTopic, "-dlq-topic", r.dlqTopic,
-		"-group", r.group,
-		"-dedupe-prefix", r.prefix,
-		"-mchid", s.id.MchID,
-		"-mch-cert-serial", s.id.MerchantCertSerial,
-		"-mch-private-key-file", filepath.Join(s.keys, wxsim.FileMerchantKey),
-		"-wechatpay-public-key-id", s.id.PublicKeyID,
-		"-wechatpay-public-key-file", filepath.Join(s.keys, wxsim.FilePublicKey),
-		"-wechatpay-base-url", wxURL, "-wechatpay-backup-url", wxURL, "-wechatpay-global-url", wxURL,
+	c := e2e.Consumer{
+		Brokers: strings.Split(s.cfg.kafka, ","), Redis: s.cfg.redis,
+		Requests: r.reqTopic, Results: r.resTopic, DLQ: r.dlqTopic, Group: r.group, DedupePrefix: r.prefix,
+		Keys: s.id, MerchantKeyDir: s.keys, PubKeyDir: s.keys, WeChatURL: wxURL, HTTPAddr: httpAddr,
+	}
+	return c.Args(
 		"-wechatpay-timeout", "3s",
-		"-http-addr", httpAddr,
 		"-log-level", "warn",
 		"-lease", "5s",
 		"-session-timeout", "6s", "-heartbeat-interval", "1s",
 		"-retry-initial", "50ms", "-retry-max", "500ms", "-retry-max-elapsed", "90s",
 		"-shutdown-timeout", "5s",
 		"-systemic-probe-interval", "1s",
-	}
+	)
 }
 
 // runConsumerOnce runs the consumer binary to its end (a replay) with the
@@ -342,14 +335,7 @@ func (r *runCtx) runConsumerOnce(ctx context.Context, name string, d time.Durati
 
 // readyz returns /readyz's status and body (status 0: no answer).
 func (c *consumerProc) readyz(ctx context.Context, hc *http.Client) (int, string) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.httpAddr+"/readyz", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return resp.StatusCode, strings.TrimSpace(string(b))
+	return e2e.Readyz(ctx, hc, c.httpAddr)
 }
 
 // metric sums the samples of a metric family on c's /metrics (0: no

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/e2e"
 	"github.com/wxterm/wxterm/internal/testenv"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
@@ -26,7 +27,7 @@ import (
 // standInArgs are the service's flags for a Kafka and Redis from testenv
 // (real ones when the environment names them) and a WeChat Pay simulator:
 // the service binary itself links no stand-in.
-func standInArgs(t *testing.T) []string {
+func standInArgs(t *testing.T, httpAddr string) []string {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	req, res, dlq := testenv.Topic(t, "req"), testenv.Topic(t, "res"), testenv.Topic(t, "dlq")
@@ -41,15 +42,12 @@ func standInArgs(t *testing.T) []string {
 	}
 	sim := httptest.NewServer(wxsim.New(keys.SimOptions()))
 	t.Cleanup(sim.Close)
-	return []string{
-		"-brokers", strings.Join(brokers, ","), "-group", "g-" + testenv.Unique(t),
-		"-request-topic", req, "-result-topic", res, "-dlq-topic", dlq,
-		"-redis-addrs", testenv.RedisAddr(t), "-dedupe-prefix", "wxterm:" + testenv.Unique(t) + ":",
-		"-mchid", keys.MchID, "-mch-cert-serial", keys.MerchantCertSerial,
-		"-mch-private-key-file", filepath.Join(dir, wxsim.FileMerchantKey),
-		"-wechatpay-public-key-id", keys.PublicKeyID, "-wechatpay-public-key-file", filepath.Join(dir, wxsim.FilePublicKey),
-		"-wechatpay-base-url", sim.URL, "-wechatpay-backup-url", sim.URL, "-wechatpay-global-url", sim.URL,
+	c := e2e.Consumer{
+		Brokers: brokers, Redis: testenv.RedisAddr(t),
+		Requests: req, Results: res, DLQ: dlq, Group: "g-" + testenv.Unique(t), DedupePrefix: "wxterm:" + testenv.Unique(t) + ":",
+		Keys: keys, MerchantKeyDir: dir, PubKeyDir: dir, WeChatURL: sim.URL, HTTPAddr: httpAddr,
 	}
+	return c.Args()
 }
 
 func TestParse(t *testing.T) {
@@ -212,7 +210,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	done := make(chan error, 1)
-	args := append(standInArgs(t), "-http-addr", addr)
+	args := standInArgs(t, addr)
 	go func() {
 		done <- runMain(context.Background(), args, io.Discard, io.Discard)
 	}()

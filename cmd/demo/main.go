@@ -95,12 +95,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	{ // SIGINT and SIGTERM
 		g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
 	}
-	err = g.Run()
-	var sig *run.SignalError
-	switch {
-	case errors.As(err, &sig):
-		return nil
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+	// Stopped by a signal or the caller: a clean end too.
+	if err = g.Run(); errors.As(err, new(*run.SignalError)) || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
 		return nil
 	}
 	return err
