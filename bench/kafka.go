@@ -125,41 +125,33 @@ func (e *env) startCollector(ctx context.Context, t topics) *collector {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &collector{cancel: cancel, got: make(map[string]result), changed: make(chan struct{})}
 	for p := range t.partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{
+		rc := kafka.ReaderConfig{
 			Brokers: e.brokers, Topic: t.results, Partition: p,
 			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 1000,
-		})
-		if err := r.SetOffset(kafka.FirstOffset); err != nil {
-			c.fail(err)
 		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			defer r.Close()
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						c.fail(err)
-					}
-					return
-				}
-				now := time.Now()
-				var v struct {
-					EventType       string    `json:"event_type"`
-					OutContractCode string    `json:"out_contract_code"`
-					Reason          string    `json:"reason"`
-					OccurredAt      time.Time `json:"occurred_at"`
-				}
-				if err := json.Unmarshal(m.Value, &v); err != nil {
-					c.fail(fmt.Errorf("result at %d/%d: %w", m.Partition, m.Offset, err))
-					continue
-				}
-				c.add(result{code: v.OutContractCode, eventType: v.EventType, reason: v.Reason, ts: m.Time, occurred: v.OccurredAt, recv: now})
-			}
+			e2e.ReadPartition(ctx, rc, c.read, func(err error) bool { c.fail(err); return false })
 		}()
 	}
 	return c
+}
+
+// read keeps the result m.
+func (c *collector) read(m kafka.Message) {
+	now := time.Now()
+	var v struct {
+		EventType       string    `json:"event_type"`
+		OutContractCode string    `json:"out_contract_code"`
+		Reason          string    `json:"reason"`
+		OccurredAt      time.Time `json:"occurred_at"`
+	}
+	if err := json.Unmarshal(m.Value, &v); err != nil {
+		c.fail(fmt.Errorf("result at %d/%d: %w", m.Partition, m.Offset, err))
+		return
+	}
+	c.add(result{code: v.OutContractCode, eventType: v.EventType, reason: v.Reason, ts: m.Time, occurred: v.OccurredAt, recv: now})
 }
 
 func (c *collector) fail(err error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +75,30 @@ func TestCreateTopics(t *testing.T) {
 	}
 	if got[req] != 3 || got[dlq] != 1 {
 		t.Errorf("partitions: got %v; want %s:3 %s:1", got, req, dlq)
+	}
+}
+
+func TestReadPartition(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := testenv.Topic(t, "res")
+	testenv.CreateTopics(t, brokers, 1, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("a")}, kafka.Message{Value: []byte("b")}, kafka.Message{Value: []byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	var got []string
+	e2e.ReadPartition(rctx, kafka.ReaderConfig{Brokers: brokers, Topic: topic, MaxWait: 100 * time.Millisecond},
+		func(m kafka.Message) {
+			if got = append(got, string(m.Value)); len(got) == 3 {
+				stop()
+			}
+		},
+		func(err error) bool { t.Errorf("read: %v", err); return false })
+	if strings.Join(got, "") != "abc" {
+		t.Errorf("read: got %q; want a, b, c in order", got)
 	}
 }
