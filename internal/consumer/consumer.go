@@ -4,9 +4,13 @@
 // commits the intent's offset only after Kafka acknowledged the result.
 //
 // Partitions run concurrently; within a partition, messages of different keys
-// run concurrently, with up to Options.MaxInFlight WeChat Pay requests on the
-// wire, while one key stays in order, and each partition commits up to its
+// run concurrently, with up to Options.MaxInFlight WeChat Pay calls in
+// flight, while one key stays in order, and each partition commits up to its
 // lowest unfinished offset.
+//
+// One file per stage: the path of one message starts at handle (intake.go)
+// and reads top to bottom through claim.go, call.go and publish.go;
+// docs/development.md lists every file.
 package consumer
 
 import (

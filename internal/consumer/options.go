@@ -26,8 +26,8 @@ type Options struct {
 	ResultTopic  string             // default "contract-termination.results"
 	DLQTopic     string             // default "contract-termination.dlq"
 
-	// MaxInFlight bounds the WeChat Pay requests on the wire for one
-	// partition. A quarter more messages (plus one) are worked on at once, so
+	// MaxInFlight bounds the WeChat Pay calls in flight for one partition
+	// (the bound middleware, slots.go). A quarter more messages (plus one) are worked on at once, so
 	// that claiming, storing and publishing overlap the calls; that bounds
 	// memory. Default 64.
 	MaxInFlight int
