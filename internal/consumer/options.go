@@ -27,9 +27,9 @@ type Options struct {
 	DLQTopic     string             // default "contract-termination.dlq"
 
 	// MaxInFlight bounds the WeChat Pay calls in flight for one partition
-	// (the bound middleware, slots.go). A quarter more messages (plus one) are worked on at once, so
-	// that claiming, storing and publishing overlap the calls; that bounds
-	// memory. Default 64.
+	// (the bound middleware, slots.go). A quarter more messages (plus one)
+	// are worked on at once, so that claiming, storing and publishing
+	// overlap the calls; that bounds memory. Default 64.
 	MaxInFlight int
 	// CommitInterval is how often finished offsets are committed. Default 200ms.
 	CommitInterval time.Duration
