@@ -9,7 +9,7 @@ test-short:
 	go test ./...
 
 demo:
-	go run ./cmd/consumer -demo
+	go run ./cmd/demo
 
 # Real Kafka, Redis and the simulator process; writes docs/benchmarks.md.
 bench:

@@ -22,6 +22,7 @@ import (
 
 	"github.com/wxterm/wxterm/internal/childproc"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/e2e"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
@@ -300,21 +301,12 @@ type consumerProc struct {
 
 // consumerArgs are the flags of a consumer on t calling the simulator s.
 func (e *env) consumerArgs(t topics, s *sim, httpAddr string, extra ...string) []string {
-	args := []string{
-		"-brokers", strings.Join(e.brokers, ","),
-		"-redis-addrs", e.redisAddr,
-		"-request-topic", t.requests, "-result-topic", t.results, "-dlq-topic", t.dlq, "-group", t.group,
-		"-dedupe-prefix", e.prefix,
-		"-mchid", e.keys.MchID,
-		"-mch-cert-serial", e.keys.MerchantCertSerial,
-		"-mch-private-key-file", filepath.Join(e.keysDir, wxsim.FileMerchantKey),
-		"-wechatpay-public-key-id", e.keys.PublicKeyID,
-		"-wechatpay-public-key-file", filepath.Join(s.keysDir, wxsim.FilePublicKey),
-		"-wechatpay-base-url", s.url, "-wechatpay-backup-url", s.url, "-wechatpay-global-url", s.url,
-		"-http-addr", httpAddr,
-		"-log-level", "warn",
+	c := e2e.Consumer{
+		Brokers: e.brokers, Redis: e.redisAddr,
+		Requests: t.requests, Results: t.results, DLQ: t.dlq, Group: t.group, DedupePrefix: e.prefix,
+		Keys: e.keys, MerchantKeyDir: e.keysDir, PubKeyDir: s.keysDir, WeChatURL: s.url, HTTPAddr: httpAddr,
 	}
-	return append(args, extra...)
+	return c.Args(append([]string{"-log-level", "warn"}, extra...)...)
 }
 
 // startConsumer runs the consumer binary (or the profiling copy, bin
@@ -331,12 +323,8 @@ func (e *env) startConsumer(ctx context.Context, bin string, t topics, s *sim, e
 	c := &consumerProc{proc: p, http: "http://" + addr}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		resp, err := http.Get(c.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return c, nil
-			}
+		if st, _ := e2e.Readyz(ctx, http.DefaultClient, addr); st == http.StatusOK {
+			return c, nil
 		}
 		if p.Exited() {
 			return nil, p.failure()
@@ -353,36 +341,7 @@ func (e *env) startConsumer(ctx context.Context, bin string, t topics, s *sim, e
 // consumer's /metrics; a name with labels, as in m{stage="claim"}, reads
 // that series alone.
 func (c *consumerProc) metric(name string) (float64, error) {
-	resp, err := http.Get(c.http + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var sum float64
-	found := false
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if !strings.HasPrefix(rest, " ") && (strings.HasSuffix(name, "}") || !strings.HasPrefix(rest, "{")) {
-			continue
-		}
-		i := strings.LastIndexByte(rest, ' ')
-		v, err := strconv.ParseFloat(rest[i+1:], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metric %s: %w", name, err)
-		}
-		sum += v
-		found = true
-	}
-	if !found {
-		return 0, fmt.Errorf("metric %s not found", name)
-	}
-	return sum, sc.Err()
+	return e2e.Metric(context.Background(), http.DefaultClient, c.http+"/metrics", name)
 }
 
 // meanCall is the mean WeChat Pay call duration the consumer measured.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/e2e"
 )
 
 func (e *env) client() *kafka.Client {
@@ -20,53 +20,9 @@ func (e *env) client() *kafka.Client {
 }
 
 // createTopics creates t's topics (the dead-letter topic with one
-// partition) and waits until every partition has a leader: a group that
-// joins a topic without them never rebalances (kafka-go #1314).
+// partition) and waits until every partition has a leader.
 func (e *env) createTopics(ctx context.Context, t topics) error {
-	cl := e.client()
-	req := &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: t.requests, NumPartitions: t.partitions, ReplicationFactor: 1},
-		{Topic: t.results, NumPartitions: t.partitions, ReplicationFactor: 1},
-		{Topic: t.dlq, NumPartitions: 1, ReplicationFactor: 1},
-	}}
-	resp, err := cl.CreateTopics(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for name, err := range resp.Errors {
-		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", name, err)
-		}
-	}
-	names := []string{t.requests, t.results, t.dlq}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
-		if err == nil && topicsReady(md, len(names)) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("topics %v not ready after 30s: %v", names, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func topicsReady(md *kafka.MetadataResponse, n int) bool {
-	if len(md.Topics) != n {
-		return false
-	}
-	for _, t := range md.Topics {
-		if t.Error != nil || len(t.Partitions) == 0 {
-			return false
-		}
-		for _, p := range t.Partitions {
-			if p.Error != nil || p.Leader.Host == "" {
-				return false
-			}
-		}
-	}
-	return true
+	return e2e.CreateTopics(ctx, e.client(), e2e.Topics(t.partitions, t.requests, t.results, t.dlq)...)
 }
 
 // code is the out_contract_code of intent i of a scenario: letters and
@@ -169,41 +125,33 @@ func (e *env) startCollector(ctx context.Context, t topics) *collector {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &collector{cancel: cancel, got: make(map[string]result), changed: make(chan struct{})}
 	for p := range t.partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{
+		rc := kafka.ReaderConfig{
 			Brokers: e.brokers, Topic: t.results, Partition: p,
 			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 1000,
-		})
-		if err := r.SetOffset(kafka.FirstOffset); err != nil {
-			c.fail(err)
 		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			defer r.Close()
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						c.fail(err)
-					}
-					return
-				}
-				now := time.Now()
-				var v struct {
-					EventType       string    `json:"event_type"`
-					OutContractCode string    `json:"out_contract_code"`
-					Reason          string    `json:"reason"`
-					OccurredAt      time.Time `json:"occurred_at"`
-				}
-				if err := json.Unmarshal(m.Value, &v); err != nil {
-					c.fail(fmt.Errorf("result at %d/%d: %w", m.Partition, m.Offset, err))
-					continue
-				}
-				c.add(result{code: v.OutContractCode, eventType: v.EventType, reason: v.Reason, ts: m.Time, occurred: v.OccurredAt, recv: now})
-			}
+			e2e.ReadPartition(ctx, rc, c.read, func(err error) bool { c.fail(err); return false })
 		}()
 	}
 	return c
+}
+
+// read keeps the result m.
+func (c *collector) read(m kafka.Message) {
+	now := time.Now()
+	var v struct {
+		EventType       string    `json:"event_type"`
+		OutContractCode string    `json:"out_contract_code"`
+		Reason          string    `json:"reason"`
+		OccurredAt      time.Time `json:"occurred_at"`
+	}
+	if err := json.Unmarshal(m.Value, &v); err != nil {
+		c.fail(fmt.Errorf("result at %d/%d: %w", m.Partition, m.Offset, err))
+		return
+	}
+	c.add(result{code: v.OutContractCode, eventType: v.EventType, reason: v.Reason, ts: m.Time, occurred: v.OccurredAt, recv: now})
 }
 
 func (c *collector) fail(err error) {

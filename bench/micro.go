@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/intentid"
 )
 
 // Micro-benchmarks behind the profile's findings, run in the same bench run
@@ -25,11 +26,11 @@ func benchDecodeIntent(b *testing.B) {
 }
 
 // benchPeek reads only the two fields the replay needs to look an intent up
-// in the dedupe store (event.Peek, the replay's fast path).
+// in the dedupe store (intentid.Peek, the replay's fast path).
 func benchPeek(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, ok := event.Peek(sampleIntent, nil); !ok {
+		if _, _, ok := intentid.Peek(sampleIntent, nil); !ok {
 			b.Fatal("not peeked")
 		}
 	}

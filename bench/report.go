@@ -301,7 +301,7 @@ var liveGroups = []shareGroup{
 
 var replayGroups = []shareGroup{
 	{"intent validation (event.DecodeIntent: JSON Schema, then encoding/json)", []string{`/event\.DecodeIntent$`}},
-	{"reading the ids only (event.Peek)", []string{`/event\.Peek$`}},
+	{"reading the ids only (intentid.Peek)", []string{`/intentid\.Peek$`}},
 	{"batched dedupe reads (dedupe Store.Answered or GetMany: pipelined)", []string{`dedupe\.\(\*Store\)\.(Answered|GetMany)$`}},
 	{"fetching (kafka-go Reader goroutines)", []string{`kafka-go\.\(\*reader\)\.run$`}},
 	{"garbage collection (background mark workers)", []string{`^runtime\.gcBgMarkWorker$`}},

@@ -1075,7 +1075,7 @@ func (b *bench) profileReplay(ctx context.Context) error {
 		repeat, read, wall.Seconds(), us(per))
 	dec, decAllocs := micro(benchDecodeIntent)
 	peek, peekAllocs := micro(benchPeek)
-	d.addf("replay: event.DecodeIntent (full JSON Schema validation) costs %.1f µs and %d allocations per intent; event.Peek, which reads only request_id and out_contract_code, all the replay needs to look an answered intent up, %.1f µs and %d allocations (testing.Benchmark, same run)",
+	d.addf("replay: event.DecodeIntent (full JSON Schema validation) costs %.1f µs and %d allocations per intent; intentid.Peek, which reads only request_id and out_contract_code, all the replay needs to look an answered intent up, %.1f µs and %d allocations (testing.Benchmark, same run)",
 		float64(dec)/1e3, decAllocs, float64(peek)/1e3, peekAllocs)
 	if len(cfg.replayCompare) == 0 {
 		return nil

@@ -54,6 +54,15 @@ const (
 // HeaderEventType is the Kafka header that carries a result's event type.
 const HeaderEventType = "event_type"
 
+// Kafka headers a dead letter carries besides the original message's own:
+// why it was refused and where it was read.
+const (
+	HeaderDLQError           = "dlq_error"
+	HeaderDLQSourceTopic     = "dlq_source_topic"
+	HeaderDLQSourcePartition = "dlq_source_partition"
+	HeaderDLQSourceOffset    = "dlq_source_offset"
+)
+
 // Reasons a termination failed.
 const (
 	ReasonInvalidRequest   = "invalid_request"   // the intent failed validation

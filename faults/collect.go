@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/e2e"
 )
 
 // collector reads a scenario's result and dead-letter topics from the start
@@ -66,57 +69,40 @@ func (s *suite) newCollector(ctx context.Context, resTopic, dlqTopic string) *co
 
 func (c *collector) read(ctx context.Context, topic string, partition int) {
 	defer c.wg.Done()
-	r := kafka.NewReader(kafka.ReaderConfig{
+	rc := kafka.ReaderConfig{
 		Brokers: []string{c.s.cfg.kafka}, Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond,
 		ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: 500 * time.Millisecond,
-	})
-	defer func() {
-		done := make(chan struct{})
-		go func() { _ = r.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-		}
-	}()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+	}
+	e2e.ReadPartition(ctx, rc, func(m kafka.Message) { c.add(topic, partition, m) }, func(err error) bool {
 		c.noteErr(err)
-		return
+		return sleep(ctx, 200*time.Millisecond)
+	})
+}
+
+// add keeps m, read from topic's partition.
+func (c *collector) add(topic string, partition int, m kafka.Message) {
+	rec := received{msg: m, at: time.Now()}
+	if topic == c.resTopic {
+		var f resultFields
+		if rec.derr = json.Unmarshal(m.Value, &f); rec.derr == nil {
+			rec.res = &f
+		}
 	}
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			c.noteErr(err)
-			if !sleep(ctx, 200*time.Millisecond) {
-				return
-			}
-			continue
-		}
-		rec := received{msg: m, at: time.Now()}
-		if topic == c.resTopic {
-			var f resultFields
-			if rec.derr = json.Unmarshal(m.Value, &f); rec.derr == nil {
-				rec.res = &f
+	c.mu.Lock()
+	if topic == c.resTopic {
+		c.results = append(c.results, rec)
+		if rec.res != nil {
+			c.answered[rec.res.RequestID] = true
+			if rec.res.EventType == event.TypeFailed {
+				c.failed++
 			}
 		}
-		c.mu.Lock()
-		if topic == c.resTopic {
-			c.results = append(c.results, rec)
-			if rec.res != nil {
-				c.answered[rec.res.RequestID] = true
-				if rec.res.EventType == "terminate-failed" {
-					c.failed++
-				}
-			}
-		} else {
-			c.dlq = append(c.dlq, rec)
-		}
-		c.next[topic][partition] = m.Offset + 1
-		c.mu.Unlock()
+	} else {
+		c.dlq = append(c.dlq, rec)
 	}
+	c.next[topic][partition] = m.Offset + 1
+	c.mu.Unlock()
 }
 
 func (c *collector) noteErr(err error) {
@@ -149,7 +135,7 @@ func (c *collector) classify(w *workload, from, to int) (wechat, failed int) {
 		}
 		if in := w.byReq[rec.res.RequestID]; in != nil && in.valid && in.primary {
 			wechat++
-			if rec.res.EventType == "terminate-failed" {
+			if rec.res.EventType == event.TypeFailed {
 				failed++
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/internal/childproc"
+	"github.com/wxterm/wxterm/internal/e2e"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
@@ -282,27 +284,20 @@ func (r *runCtx) startConsumer(extra ...string) (*consumerProc, error) {
 // consumerArgs are the flags of every consumer process of the scenario.
 func (r *runCtx) consumerArgs(httpAddr, wxURL string) []string {
 	s := r.s
-	return []string{
-		"-brokers", s.cfg.kafka,
-		"-redis-addrs", s.cfg.redis,
-		"-request-topic", r.reqTopic, "-result-topic", r.resTopic, "-dlq-topic", r.dlqTopic,
-		"-group", r.group,
-		"-dedupe-prefix", r.prefix,
-		"-mchid", s.id.MchID,
-		"-mch-cert-serial", s.id.MerchantCertSerial,
-		"-mch-private-key-file", filepath.Join(s.keys, wxsim.FileMerchantKey),
-		"-wechatpay-public-key-id", s.id.PublicKeyID,
-		"-wechatpay-public-key-file", filepath.Join(s.keys, wxsim.FilePublicKey),
-		"-wechatpay-base-url", wxURL, "-wechatpay-backup-url", wxURL, "-wechatpay-global-url", wxURL,
+	c := e2e.Consumer{
+		Brokers: strings.Split(s.cfg.kafka, ","), Redis: s.cfg.redis,
+		Requests: r.reqTopic, Results: r.resTopic, DLQ: r.dlqTopic, Group: r.group, DedupePrefix: r.prefix,
+		Keys: s.id, MerchantKeyDir: s.keys, PubKeyDir: s.keys, WeChatURL: wxURL, HTTPAddr: httpAddr,
+	}
+	return c.Args(
 		"-wechatpay-timeout", "3s",
-		"-http-addr", httpAddr,
 		"-log-level", "warn",
 		"-lease", "5s",
 		"-session-timeout", "6s", "-heartbeat-interval", "1s",
 		"-retry-initial", "50ms", "-retry-max", "500ms", "-retry-max-elapsed", "90s",
 		"-shutdown-timeout", "5s",
 		"-systemic-probe-interval", "1s",
-	}
+	)
 }
 
 // runConsumerOnce runs the consumer binary to its end (a replay) with the
@@ -340,40 +335,20 @@ func (r *runCtx) runConsumerOnce(ctx context.Context, name string, d time.Durati
 
 // readyz returns /readyz's status and body (status 0: no answer).
 func (c *consumerProc) readyz(ctx context.Context, hc *http.Client) (int, string) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.httpAddr+"/readyz", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return resp.StatusCode, strings.TrimSpace(string(b))
+	return e2e.Readyz(ctx, hc, c.httpAddr)
 }
 
-// metric sums the samples of a metric family on c's /metrics (-1: no
-// answer).
+// metric sums the samples of a metric family on c's /metrics (0: no
+// sample; -1: no answer).
 func (c *consumerProc) metric(ctx context.Context, hc *http.Client, name string) float64 {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.httpAddr+"/metrics", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
+	v, err := e2e.Metric(ctx, hc, "http://"+c.httpAddr+"/metrics", name)
+	switch {
+	case errors.Is(err, e2e.ErrNoMetric):
+		return 0
+	case err != nil:
 		return -1
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return -1
-	}
-	sum := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return v
 }
 
 // waitReady waits until /readyz answers 200 (the consumer joined a group
@@ -413,52 +388,14 @@ func (s *suite) ctl(ctx context.Context, script, verb string) error {
 	return nil
 }
 
-// createTopics creates the topics and waits until every partition has a
-// leader: a group that joins a topic without them never rebalances.
+// createTopics creates the topics, each with the suite's partitions, and
+// waits until every partition has a leader.
 func (s *suite) createTopics(ctx context.Context, topics ...string) error {
-	req := &kafka.CreateTopicsRequest{}
-	for _, t := range topics {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: s.cfg.partitions, ReplicationFactor: 1})
+	cfgs := make([]kafka.TopicConfig, len(topics))
+	for i, t := range topics {
+		cfgs[i] = e2e.Topic(t, s.cfg.partitions)
 	}
-	resp, err := s.kc.CreateTopics(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for t, err := range resp.Errors {
-		if err != nil {
-			return fmt.Errorf("create topic %s: %w", t, err)
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		md, err := s.kc.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-		if err == nil && topicsReady(md, len(topics), s.cfg.partitions) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("topics %v have no leaders after 30s (%v)", topics, err)
-		}
-		if !sleep(ctx, 100*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
-}
-
-func topicsReady(md *kafka.MetadataResponse, n, partitions int) bool {
-	if len(md.Topics) != n {
-		return false
-	}
-	for _, t := range md.Topics {
-		if t.Error != nil || len(t.Partitions) != partitions {
-			return false
-		}
-		for _, p := range t.Partitions {
-			if p.Error != nil || p.Leader.Host == "" {
-				return false
-			}
-		}
-	}
-	return true
+	return e2e.CreateTopics(ctx, s.kc, cfgs...)
 }
 
 // retry runs op until it succeeds, for up to 15 s: the suite's own Kafka

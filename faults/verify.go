@@ -179,7 +179,7 @@ func (r *runCtx) verify(ctx context.Context) figures {
 		if !garbage[string(m.Value)] {
 			p.add("stray dead letter", "%s/%d@%d: %.60q", m.Topic, m.Partition, m.Offset, m.Value)
 		}
-		if header(m.Headers, "dlq_error") == "" || header(m.Headers, "dlq_source_topic") != r.reqTopic {
+		if header(m.Headers, event.HeaderDLQError) == "" || header(m.Headers, event.HeaderDLQSourceTopic) != r.reqTopic {
 			p.add("malformed dead letter", "%s/%d@%d lacks dlq_error or dlq_source_topic", m.Topic, m.Partition, m.Offset)
 		}
 		dead[string(m.Value)] = true

@@ -1,10 +1,7 @@
 // Command consumer is the contract-termination service: it consumes
 // termination intents from Kafka, terminates each contract once through
-// WeChat Pay, and publishes the result events.
-//
-// With -embedded it runs the same job on in-process Kafka, Redis and a WeChat
-// Pay simulator; -demo also publishes example intents and exits once each has
-// its result.
+// WeChat Pay, and publishes the result events. The local run on in-process
+// stand-ins is cmd/demo.
 package main
 
 import (
@@ -27,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
@@ -68,104 +64,106 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// trades a little memory (well inside the limits) for CPU.
 		debug.SetGCPercent(200)
 	}
-	if c.demo {
-		c.logLevel = "warn" // the demo prints results to stdout; keep stderr for trouble
-	}
-	log, err := newLogger(c, stderr)
+	s, err := build(ctx, c, stderr)
 	if err != nil {
 		return err
 	}
-	if c.opts.APIs, err = allowedAPIs(c); err != nil {
-		return err
+	defer s.close()
+	if c.replay.enabled {
+		return runReplay(ctx, c, s.cons, stdout)
 	}
+	return s.run(ctx, c.httpAddr)
+}
 
-	var g run.Group
-	var rdb redis.UniversalClient
-	var emb *embedded
-	if c.embedded {
-		if emb, err = startEmbedded(c, log); err != nil {
-			return err
-		}
-		defer emb.close()
-		rdb = emb.rdb
-		c.redisAddrs = emb.redisAddr
-		c.opts.Merchants = map[string]consumer.Merchant{emb.mchID: {Client: emb.client, SubMchIDs: splitList(c.allowedSubMchIDs)}}
-		c.opts.DefaultMerchant = emb.mchID
-		fmt.Fprintf(stdout, "embedded Kafka on %s, Redis on %s, WeChat Pay simulator on %s\n", c.brokers, emb.redisAddr, emb.simURL)
-	} else {
-		if c.opts.Dialer, c.opts.Transport, err = kafkaSecurity(c); err != nil {
-			return err
-		}
-		if rdb, err = redisClient(c); err != nil {
-			return err
-		}
-		defer rdb.Close()
-		if c.opts.Merchants, c.opts.DefaultMerchant, err = merchants(c); err != nil {
-			return err
-		}
+// service is the parts main builds from the configuration.
+type service struct {
+	log   *slog.Logger
+	cons  *consumer.Consumer
+	reg   *prometheus.Registry
+	close func()
+	what  []any // what the start-up log line says
+}
+
+// build makes the parts: logger, Kafka security, Redis and the dedupe
+// store, the WeChat Pay clients, the metrics and the consumer.
+func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
+	log, err := newLogger(c, stderr)
+	if err != nil {
+		return nil, err
 	}
-
+	opts := c.opts
+	if opts.Dialer, opts.Transport, err = kafkaSecurity(c); err != nil {
+		return nil, err
+	}
+	rdb, err := redisClient(c)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{log: log, close: func() { _ = rdb.Close() }}
+	if opts.Merchants, opts.DefaultMerchant, err = merchants(c); err != nil {
+		s.close()
+		return nil, err
+	}
 	store := dedupe.New(rdb, dedupe.Options{Prefix: c.dedupePrefix, TTL: c.dedupeTTL, Lease: c.lease})
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = store.Load(lctx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("redis %s: %w", c.redisAddrs, err)
+		s.close()
+		return nil, fmt.Errorf("redis %s: %w", c.redisAddrs, err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	c.opts.Brokers = strings.Split(c.brokers, ",")
-	c.opts.GroupID, c.opts.RequestTopic, c.opts.ResultTopic, c.opts.DLQTopic = c.group, c.requests, c.results, c.dlq
-	c.opts.Store = store
-	c.opts.Logger = log
-	c.opts.Metrics = consumer.NewMetrics(reg)
-	cons, err := consumer.New(c.opts)
-	if err != nil {
-		return err
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts.Store, opts.Logger, opts.Metrics = store, log, consumer.NewMetrics(s.reg)
+	if s.cons, err = consumer.New(opts); err != nil {
+		s.close()
+		return nil, err
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxterm_ready", Help: "1 when /readyz answers ready."},
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxterm_ready", Help: "1 when /readyz answers ready."},
 		func() float64 {
-			if cons.Ready() == nil {
+			if s.cons.Ready() == nil {
 				return 1
 			}
 			return 0
 		}))
+	s.what = []any{"brokers", strings.Join(opts.Brokers, ","), "group", opts.GroupID, "request_topic", opts.RequestTopic}
+	return s, nil
+}
 
-	if c.replay.enabled {
-		return runReplay(ctx, c, cons, stdout)
+// run runs the actors until one ends, then stops the others: the consumer,
+// the HTTP server of /healthz, /readyz and /metrics, and the signal handler.
+func (s *service) run(ctx context.Context, httpAddr string) error {
+	var g run.Group
+	{ // the consumer: stops fetching, drains, commits and leaves the group
+		cctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return s.cons.Run(cctx) }, func(error) { cancel() })
 	}
-	if c.demo {
-		d := newDemo(c, emb, cons.Stats(), stdout)
-		dctx, dcancel := context.WithCancel(ctx)
-		g.Add(func() error { return d.run(dctx) }, func(error) { dcancel() })
-	}
-
-	cctx, ccancel := context.WithCancel(ctx)
-	g.Add(func() error { return cons.Run(cctx) }, func(error) { ccancel() })
-
-	ln, err := net.Listen("tcp", c.httpAddr)
+	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("-http-addr: %w", err)
 	}
-	srv := &http.Server{Handler: httpHandler(cons, reg), ReadHeaderTimeout: 5 * time.Second}
-	g.Add(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}, func(error) {
-		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-	})
-
-	g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
-	log.Info("consumer started", "brokers", c.brokers, "group", c.group, "request_topic", c.requests, "http", ln.Addr().String())
+	{ // the HTTP server
+		srv := &http.Server{Handler: httpHandler(s.cons, s.reg), ReadHeaderTimeout: 5 * time.Second}
+		g.Add(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}, func(error) {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		})
+	}
+	{ // SIGINT and SIGTERM
+		g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
+	}
+	s.log.Info("consumer started", append(s.what, "http", ln.Addr().String())...)
 	err = g.Run()
 	var sig *run.SignalError
 	switch {
 	case errors.As(err, &sig):
-		log.Info("stopped", "signal", sig.Signal.String())
+		s.log.Info("stopped", "signal", sig.Signal.String())
 		return nil
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return nil // stopped by the caller

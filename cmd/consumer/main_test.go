@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,30 +17,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/e2e"
+	"github.com/wxterm/wxterm/internal/testenv"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
-// The demo is the README's first command: it must run the real job on the
-// embedded services and prove its own promise (one result per intent, one
-// terminate call per contract), exiting 0.
-func TestDemoRunsToCompletion(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	err := runMain(ctx, []string{"-demo", "-embedded-kafka-port", "0", "-http-addr", "127.0.0.1:0"}, &out, &errOut)
+// standInArgs are the service's flags for a Kafka and Redis from testenv
+// (real ones when the environment names them) and a WeChat Pay simulator:
+// the service binary itself links no stand-in.
+func standInArgs(t *testing.T, httpAddr string) []string {
+	t.Helper()
+	brokers := testenv.Kafka(t)
+	req, res, dlq := testenv.Topic(t, "req"), testenv.Topic(t, "res"), testenv.Topic(t, "dlq")
+	testenv.CreateTopics(t, brokers, 2, req, res, dlq)
+	keys, err := wxsim.NewKeys()
 	if err != nil {
-		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+		t.Fatal(err)
 	}
-	for _, want := range []string{
-		"contract-terminated", "terminate-failed", "reason=rejected error=400 PARAM_ERROR",
-		"reason=invalid_request", "already_terminated", "dead letter",
-		"every intent has exactly one result; every contract saw one terminate call",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out.String())
-		}
+	dir := t.TempDir()
+	if err := keys.WriteFiles(dir); err != nil {
+		t.Fatal(err)
 	}
+	sim := httptest.NewServer(wxsim.New(keys.SimOptions()))
+	t.Cleanup(sim.Close)
+	c := e2e.Consumer{
+		Brokers: brokers, Redis: testenv.RedisAddr(t),
+		Requests: req, Results: res, DLQ: dlq, Group: "g-" + testenv.Unique(t), DedupePrefix: "wxterm:" + testenv.Unique(t) + ":",
+		Keys: keys, MerchantKeyDir: dir, PubKeyDir: dir, WeChatURL: sim.URL, HTTPAddr: httpAddr,
+	}
+	return c.Args()
 }
 
 func TestParse(t *testing.T) {
@@ -51,15 +59,19 @@ func TestParse(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", nil, nil, func(c *config) bool {
-			return c.requests == "contract-termination.requested" && c.opts.MaxInFlight == 64 && c.dedupeTTL == 720*time.Hour && !c.embedded
+			return c.opts.RequestTopic == "contract-termination.requested" && c.opts.MaxInFlight == 64 && c.dedupeTTL == 720*time.Hour &&
+				strings.Join(c.opts.Brokers, ",") == "127.0.0.1:9092" && len(c.opts.APIs) == len(event.APIs)
 		}, ""},
 		{"env fills flags", nil, map[string]string{"WXTERM_REQUEST_TOPIC": "t1", "WXTERM_MAX_IN_FLIGHT": "8"}, func(c *config) bool {
-			return c.requests == "t1" && c.opts.MaxInFlight == 8
+			return c.opts.RequestTopic == "t1" && c.opts.MaxInFlight == 8
 		}, ""},
 		{"flag beats env", []string{"-request-topic", "t2"}, map[string]string{"WXTERM_REQUEST_TOPIC": "t1"}, func(c *config) bool {
-			return c.requests == "t2"
+			return c.opts.RequestTopic == "t2"
 		}, ""},
-		{"demo implies embedded", []string{"-demo"}, nil, func(c *config) bool { return c.embedded }, ""},
+		{"lists bind into the options", []string{"-brokers", "b1:9092,b2:9092", "-allowed-apis", "papay_direct"}, nil, func(c *config) bool {
+			return strings.Join(c.opts.Brokers, ",") == "b1:9092,b2:9092" && len(c.opts.APIs) == 1 && c.opts.APIs[0] == event.PapayDirect
+		}, ""},
+		{"unknown api", []string{"-allowed-apis", "alipay"}, nil, nil, `unknown api "alipay"`},
 		{"unknown flag", []string{"-nope"}, nil, nil, "flag provided but not defined"},
 		{"stray argument", []string{"extra"}, nil, nil, "unexpected arguments"},
 		{"bad duration", []string{"-lease", "soon"}, nil, nil, "invalid value"},
@@ -198,8 +210,9 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	done := make(chan error, 1)
+	args := standInArgs(t, addr)
 	go func() {
-		done <- runMain(context.Background(), []string{"-embedded", "-embedded-kafka-port", "0", "-http-addr", addr}, io.Discard, io.Discard)
+		done <- runMain(context.Background(), args, io.Discard, io.Discard)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {

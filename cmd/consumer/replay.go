@@ -66,7 +66,7 @@ func runReplay(ctx context.Context, c *config, cons *consumer.Consumer, stdout i
 		return err
 	}
 	var total int64
-	fmt.Fprintf(stdout, "replay of %s:\n", c.requests)
+	fmt.Fprintf(stdout, "replay of %s:\n", c.opts.RequestTopic)
 	for _, r := range ranges {
 		fmt.Fprintf(stdout, "  partition %-3d offsets %d-%d  %d messages\n", r.Partition, r.Start, r.End, r.Messages())
 		total += r.Messages()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/e2e"
 	"github.com/wxterm/wxterm/internal/wxapi"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
@@ -148,18 +149,9 @@ func secureCreateTopics(t *testing.T, addr string, tr kafka.RoundTripper, topics
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := &kafka.Client{Addr: kafka.TCP(addr), Transport: tr, Timeout: 10 * time.Second}
-	req := &kafka.CreateTopicsRequest{}
-	for _, name := range topics {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: name, NumPartitions: 1, ReplicationFactor: 1})
-	}
-	resp, err := cl.CreateTopics(ctx, req)
-	if err != nil {
-		t.Fatalf("create topics %v: %v", topics, err)
-	}
-	for name, err := range resp.Errors {
-		if err != nil {
-			t.Fatalf("create topic %s: %v", name, err)
-		}
+	cfgs := make([]kafka.TopicConfig, len(topics))
+	for i, name := range topics {
+		cfgs[i] = e2e.Topic(name, 1)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -168,22 +160,8 @@ func secureCreateTopics(t *testing.T, addr string, tr kafka.RoundTripper, topics
 			t.Logf("delete topics %v: %v", topics, err)
 		}
 	})
-	for {
-		md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-		if err == nil && len(md.Topics) == len(topics) {
-			ok := true
-			for _, tp := range md.Topics {
-				ok = ok && tp.Error == nil && len(tp.Partitions) == 1 && tp.Partitions[0].Leader.Host != ""
-			}
-			if ok {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("topics %v not ready: %v", topics, err)
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := e2e.CreateTopics(ctx, cl, cfgs...); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
-	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/wxapi"
 )
@@ -161,7 +160,7 @@ func merchants(c *config) (map[string]consumer.Merchant, string, error) {
 		}
 	} else {
 		if c.mchID == "" || c.keyFile == "" || c.pubKeyFile == "" || c.certSerial == "" || c.pubKeyID == "" {
-			return nil, "", errors.New("WeChat Pay merchant settings missing: set -mchid, -mch-cert-serial, -mch-private-key-file, -wechatpay-public-key-id and -wechatpay-public-key-file, or -merchants-file (or run with -embedded)")
+			return nil, "", errors.New("WeChat Pay merchant settings missing: set -mchid, -mch-cert-serial, -mch-private-key-file, -wechatpay-public-key-id and -wechatpay-public-key-file, or -merchants-file (or run cmd/demo)")
 		}
 		specs = append(specs, spec{c.mchID, c.certSerial, c.keyFile, c.pubKeyID, c.pubKeyFile, splitList(c.allowedSubMchIDs)})
 	}
@@ -191,18 +190,6 @@ func merchants(c *config) (map[string]consumer.Merchant, string, error) {
 		out[s.mchID] = consumer.Merchant{Client: client, SubMchIDs: s.subs}
 	}
 	return out, def, nil
-}
-
-func allowedAPIs(c *config) ([]event.API, error) {
-	var apis []event.API
-	for _, a := range splitList(c.allowedAPIs) {
-		api := event.API(a)
-		if !wxapi.API(api).Valid() {
-			return nil, fmt.Errorf("-allowed-apis: unknown api %q", a)
-		}
-		apis = append(apis, api)
-	}
-	return apis, nil
 }
 
 func splitList(s string) []string {

@@ -4,9 +4,13 @@
 // commits the intent's offset only after Kafka acknowledged the result.
 //
 // Partitions run concurrently; within a partition, messages of different keys
-// run concurrently, with up to Options.MaxInFlight WeChat Pay requests on the
-// wire, while one key stays in order, and each partition commits up to its
+// run concurrently, with up to Options.MaxInFlight WeChat Pay calls in
+// flight, while one key stays in order, and each partition commits up to its
 // lowest unfinished offset.
+//
+// One file per stage: the path of one message starts at handle (intake.go)
+// and reads top to bottom through claim.go, call.go and publish.go;
+// docs/development.md lists every file.
 package consumer
 
 import (
@@ -22,14 +26,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
-	"github.com/wxterm/wxterm/internal/wxapi"
 )
-
-// Terminator is the WeChat Pay client of one merchant (*wxapi.Client).
-type Terminator interface {
-	Terminate(ctx context.Context, r wxapi.Request) (*wxapi.Contract, error)
-	Query(ctx context.Context, r wxapi.Request) (*wxapi.Contract, error)
-}
 
 // Consumer runs the job. Create it with New, run it with Run; Ready and Stats
 // are safe to call from other goroutines.
@@ -38,7 +35,7 @@ type Consumer struct {
 	instance string // prefix of this process's dedupe owner tokens
 	seq      atomic.Uint64
 	pub      *publisher
-	gate     *gate
+	gates    *gates
 	stats    Stats
 
 	merchants map[string]*merchant
@@ -46,25 +43,6 @@ type Consumer struct {
 
 	joined   atomic.Bool // a generation is running
 	storeErr atomic.Pointer[error]
-}
-
-// merchant is a configured merchant at run time.
-type merchant struct {
-	client  Terminator
-	subs    map[string]bool // nil: any
-	limiter *limiter        // nil: unlimited
-}
-
-// Stats counts what the consumer did since it started.
-type Stats struct {
-	Consumed   atomic.Int64 // intents fetched
-	Terminated atomic.Int64 // contract-terminated events published
-	Failed     atomic.Int64 // terminate-failed events published
-	DeadLetter atomic.Int64 // messages sent to the dead-letter topic
-	Duplicates atomic.Int64 // intents answered before: no call, no event
-	Calls      atomic.Int64 // terminate calls made
-	Queries    atomic.Int64 // query calls made
-	Retries    atomic.Int64 // transient failures retried
 }
 
 // New checks opts and builds a Consumer. The caller owns opts.Store's client.
@@ -79,16 +57,10 @@ func New(opts Options) (*Consumer, error) {
 	if transport == nil {
 		transport = kafka.DefaultTransport
 	}
+	gs := newGates(opts.SystemicProbeInterval, opts.Now, opts.Metrics.Systemic, opts.Logger)
 	merchants := make(map[string]*merchant, len(opts.Merchants))
 	for id, m := range opts.Merchants {
-		rt := &merchant{client: m.Client, limiter: newLimiter(opts.RateLimit, opts.Now)}
-		if len(m.SubMchIDs) > 0 {
-			rt.subs = make(map[string]bool)
-			for _, s := range m.SubMchIDs {
-				rt.subs[s] = true
-			}
-		}
-		merchants[id] = rt
+		merchants[id] = newMerchant(id, m, newLimiter(opts.RateLimit, opts.Now), gs, opts.Metrics)
 	}
 	apis := make(map[event.API]bool)
 	for _, a := range opts.APIs {
@@ -99,7 +71,7 @@ func New(opts Options) (*Consumer, error) {
 		merchants: merchants,
 		apis:      apis,
 		instance:  hex.EncodeToString(id[:]),
-		gate:      newGate(opts.SystemicProbeInterval, opts.Now),
+		gates:     gs,
 		pub:       newPublisher(opts.Brokers, transport, 10*time.Second),
 	}, nil
 }
@@ -111,7 +83,7 @@ func (c *Consumer) Stats() *Stats { return &c.stats }
 // joined the group, the dedupe store is unreachable, or a systemic WeChat Pay
 // fault holds all calls.
 func (c *Consumer) Ready() error {
-	if err := c.gate.err(); err != nil {
+	if err := c.gates.err(); err != nil {
 		return fmt.Errorf("wechat pay calls held by a systemic fault: %w", err)
 	}
 	if p := c.storeErr.Load(); p != nil {
@@ -172,13 +144,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.joined.Store(true)
 		parts := gen.Assignments[c.opts.RequestTopic]
 		log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", len(parts))
-		// One commit at a time per generation: the partitions share the
-		// coordinator connection, on which kafka-go makes a request waiting
-		// for its response spin while another's is read.
-		commitMu := new(sync.Mutex)
+		commitMu := new(sync.Mutex) // see partition.commit
 		for _, pa := range parts {
-			p := c.newPartition(gen, pa.ID, pa.Offset)
-			p.commitMu = commitMu
+			p := c.newPartition(gen, pa.ID, pa.Offset, commitMu)
 			gen.Start(p.run)
 		}
 	}

@@ -20,7 +20,7 @@ import (
 
 const waitLong = 60 * time.Second
 
-func intent(api event.API, code string) event.Intent {
+func newIntent(api event.API, code string) event.Intent {
 	in := event.Intent{
 		SchemaVersion: 1, RequestID: "req-" + code, RequestedAt: time.Now().UTC().Truncate(time.Second),
 		Source: "test", API: api, OutContractCode: code, Remark: "closing the product",
@@ -52,11 +52,11 @@ func seed(sim *wxsim.Server, in event.Intent) string {
 
 func TestEveryAPITerminates(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	inst := intent(event.GlobalPapay, "GP2")
+	inst := newIntent(event.GlobalPapay, "GP2")
 	inst.AppID, inst.SpAppID, inst.SubMchID, inst.SubAppID = "", "wxcbda96de0b165486", "10000097", "wxcbda96de0b165484"
 	ins := []event.Intent{
-		intent(event.CreditRepayment, "CR1"), intent(event.PapayPartner, "PP1"),
-		intent(event.PapayDirect, "PD1"), intent(event.GlobalPapay, "GP1"), inst,
+		newIntent(event.CreditRepayment, "CR1"), newIntent(event.PapayPartner, "PP1"),
+		newIntent(event.PapayDirect, "PD1"), newIntent(event.GlobalPapay, "GP1"), inst,
 	}
 	simKeys := map[string]string{}
 	for _, in := range ins {
@@ -99,7 +99,7 @@ func TestEveryAPITerminates(t *testing.T) {
 
 func TestDuplicatesCallOnceAndPublishOnce(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	in := intent(event.PapayDirect, "DUP1")
+	in := newIntent(event.PapayDirect, "DUP1")
 	key := seed(h.sim, in)
 	c, _ := h.start(h.options(0))
 	h.publish(in, in, in)
@@ -142,7 +142,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	}
 	var ins []event.Intent
 	for _, tc := range cases {
-		in := intent(event.CreditRepayment, tc.code)
+		in := newIntent(event.CreditRepayment, tc.code)
 		seed(h.sim, in)
 		ins = append(ins, in)
 	}
@@ -177,13 +177,13 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 func TestPermanentRejections(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	// WeChat answers PARAM_ERROR: the sub-merchant is not the contract's.
-	bad := intent(event.PapayPartner, "PERM1")
+	bad := newIntent(event.PapayPartner, "PERM1")
 	key := seed(h.sim, bad)
 	bad.SubMchID = "1900000999"
 	// No such contract at WeChat Pay.
-	missing := intent(event.CreditRepayment, "NOSUCH1")
+	missing := newIntent(event.CreditRepayment, "NOSUCH1")
 	// Already terminated by the user before we called.
-	gone := intent(event.CreditRepayment, "GONE1")
+	gone := newIntent(event.CreditRepayment, "GONE1")
 	seed(h.sim, gone)
 	h.sim.Seed(wxsim.Contract{API: wxapi.CreditRepayment, OutContractCode: "GONE1", State: wxsim.Terminated, DisplayName: "x"})
 	h.start(h.options(0))
@@ -215,7 +215,7 @@ func TestPermanentRejections(t *testing.T) {
 func TestInvalidIntentsNeverCallWeChat(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	c, _ := h.start(h.options(0))
-	good := intent(event.PapayDirect, "OK1")
+	good := newIntent(event.PapayDirect, "OK1")
 	seed(h.sim, good)
 	h.publishRaw(
 		kafka.Message{Key: []byte("BAD1"), Value: []byte(`{"schema_version":1,"request_id":"req-BAD1","out_contract_code":"BAD1","api":"papay_magic"}`)},
@@ -243,7 +243,7 @@ func TestInvalidIntentsNeverCallWeChat(t *testing.T) {
 		t.Errorf("got %d dead letters; want 3", len(dead))
 	}
 	for _, m := range dead {
-		if header(m, "dlq_error") == "" || header(m, "dlq_source_topic") != h.requests || header(m, "dlq_source_offset") == "" {
+		if header(m, event.HeaderDLQError) == "" || header(m, event.HeaderDLQSourceTopic) != h.requests || header(m, event.HeaderDLQSourceOffset) == "" {
 			t.Errorf("dead letter %q lacks its error or source headers: %+v", m.Key, m.Headers)
 		}
 	}
@@ -257,7 +257,7 @@ func TestInvalidIntentsNeverCallWeChat(t *testing.T) {
 // once and not call WeChat Pay again.
 func TestCrashBetweenStoreAndPublish(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	in := intent(event.CreditRepayment, "CRASH1")
+	in := newIntent(event.CreditRepayment, "CRASH1")
 	key := seed(h.sim, in)
 	ctx := context.Background()
 
@@ -298,7 +298,7 @@ func TestCrashBetweenStoreAndPublish(t *testing.T) {
 func TestExpiredLeaseIsResolvedByQuery(t *testing.T) {
 	now := time.Now()
 	h := newHarness(t, harnessOpts{})
-	in := intent(event.PapayPartner, "LEASE1")
+	in := newIntent(event.PapayPartner, "LEASE1")
 	key := seed(h.sim, in)
 	ctx := context.Background()
 	past := dedupe.New(h.rdb, dedupe.Options{Prefix: h.prefix, Now: func() time.Time { return now.Add(-time.Hour) }})
@@ -326,13 +326,13 @@ func TestExpiredLeaseIsResolvedByQuery(t *testing.T) {
 // A slow key must not hold back the other keys of its partition.
 func TestSlowKeyDoesNotBlockItsPartition(t *testing.T) {
 	h := newHarness(t, harnessOpts{partitions: 1})
-	slow := intent(event.CreditRepayment, "SLOW1")
+	slow := newIntent(event.CreditRepayment, "SLOW1")
 	seed(h.sim, slow)
 	// The slow contract's first call hangs until the client times out.
 	h.sim.SetFaults(wxsim.Faults{FailFirst: map[string]int{"SLOW1": 1}, Kinds: []wxsim.FaultKind{wxsim.FaultTimeout}, HangFor: 20 * time.Second})
 	ins := []event.Intent{slow}
 	for i := range 10 {
-		in := intent(event.CreditRepayment, fmt.Sprintf("FAST%d", i))
+		in := newIntent(event.CreditRepayment, fmt.Sprintf("FAST%d", i))
 		seed(h.sim, in)
 		ins = append(ins, in)
 	}
@@ -350,7 +350,7 @@ func TestSlowKeyDoesNotBlockItsPartition(t *testing.T) {
 // waits for the first.
 func TestSameKeyStaysInOrder(t *testing.T) {
 	h := newHarness(t, harnessOpts{partitions: 1})
-	first := intent(event.PapayDirect, "ORD1")
+	first := newIntent(event.PapayDirect, "ORD1")
 	seed(h.sim, first)
 	first.PlanID = "99999" // rejected
 	second := first
@@ -368,7 +368,7 @@ func TestSystemicFaultHoldsWorkUntilItClears(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	var ins []event.Intent
 	for i := range 5 {
-		in := intent(event.CreditRepayment, fmt.Sprintf("SYS%d", i))
+		in := newIntent(event.CreditRepayment, fmt.Sprintf("SYS%d", i))
 		seed(h.sim, in)
 		ins = append(ins, in)
 	}
@@ -407,7 +407,7 @@ func TestStopAndRestartLosesNothing(t *testing.T) {
 	const n = 300
 	var ins []event.Intent
 	for i := range n {
-		in := intent(event.CreditRepayment, fmt.Sprintf("RS%04d", i))
+		in := newIntent(event.CreditRepayment, fmt.Sprintf("RS%04d", i))
 		seed(h.sim, in)
 		ins = append(ins, in)
 	}
@@ -444,15 +444,15 @@ func TestIntentsOutsideTheAllowlistAreNotAllowed(t *testing.T) {
 	opts.Merchants[h.keys.MchID] = Merchant{Client: opts.Merchants[h.keys.MchID].Client, SubMchIDs: []string{"1900000109"}}
 	reg := prometheus.NewRegistry()
 	opts.Metrics = NewMetrics(reg)
-	ok := intent(event.PapayPartner, "AL1")
+	ok := newIntent(event.PapayPartner, "AL1")
 	seed(h.sim, ok)
-	otherSub := intent(event.PapayPartner, "AL2")
+	otherSub := newIntent(event.PapayPartner, "AL2")
 	otherSub.SubMchID = "1900000555"
 	seed(h.sim, otherSub)
-	otherMch := intent(event.CreditRepayment, "AL3")
+	otherMch := newIntent(event.CreditRepayment, "AL3")
 	otherMch.MchID = "1900000001"
 	seed(h.sim, otherMch)
-	disabled := intent(event.PapayDirect, "AL4")
+	disabled := newIntent(event.PapayDirect, "AL4")
 	seed(h.sim, disabled)
 	h.start(opts)
 	h.publish(ok, otherSub, otherMch, disabled)
@@ -488,7 +488,7 @@ func TestIntentsOutsideTheAllowlistAreNotAllowed(t *testing.T) {
 
 func TestRetriesExhausted(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	in := intent(event.CreditRepayment, "EXH1")
+	in := newIntent(event.CreditRepayment, "EXH1")
 	seed(h.sim, in)
 	h.sim.SetFaults(wxsim.Faults{FailFirst: map[string]int{"EXH1": 1000}, Kinds: []wxsim.FaultKind{wxsim.Fault429}})
 	opts := h.options(0)
@@ -512,7 +512,7 @@ func TestMaxInFlightBoundsCalls(t *testing.T) {
 	const n, limit = 60, 3
 	var ins []event.Intent
 	for i := range n {
-		in := intent(event.CreditRepayment, fmt.Sprintf("MF%03d", i))
+		in := newIntent(event.CreditRepayment, fmt.Sprintf("MF%03d", i))
 		seed(h.sim, in)
 		ins = append(ins, in)
 	}

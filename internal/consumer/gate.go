@@ -2,8 +2,13 @@ package consumer
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
 // gate holds all calls to WeChat Pay while a systemic fault (our signature
@@ -86,4 +91,59 @@ func (g *gate) err() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.cause
+}
+
+// gates finds the gate that holds a call. Today one gate holds every
+// merchant and host; a gate per merchant and host would be chosen here by
+// the request and merchant, with the systemic gauge and Ready reading all.
+type gates struct {
+	all      *gate
+	systemic prometheus.Gauge // 1 while a gate is tripped
+	log      *slog.Logger
+}
+
+func newGates(interval time.Duration, now func() time.Time, systemic prometheus.Gauge, log *slog.Logger) *gates {
+	return &gates{all: newGate(interval, now), systemic: systemic, log: log}
+}
+
+// of is the gate of a call of merchant mchID to r's host. Both are unused
+// while one gate holds everything; they are what a gate per merchant and
+// host keys on.
+func (gs *gates) of(mchID string, r wxapi.Request) *gate { return gs.all }
+
+// err is a fault holding calls, nil when none does.
+func (gs *gates) err() error { return gs.all.err() }
+
+// hold is the middleware that holds a merchant's calls while a systemic
+// fault is in force (see gate): a systemic failure trips the call's gate;
+// an answer WeChat Pay judged (success or permanent refusal) proves our
+// signature good and reopens it. A transient failure proves nothing: the
+// gate stays as it is.
+func (gs *gates) hold(mchID string) middleware {
+	return func(_ string, next callFunc) callFunc {
+		return func(ctx context.Context, r wxapi.Request) (*wxapi.Contract, error) {
+			gt := gs.of(mchID, r)
+			if err := gt.enter(ctx); err != nil {
+				return nil, err
+			}
+			ct, err := next(ctx, r)
+			if err != nil && ctx.Err() != nil {
+				return ct, err
+			}
+			switch {
+			case err != nil && wxapi.Classify(err) == wxapi.Systemic:
+				if gt.trip(err) {
+					gs.systemic.Set(1)
+					gs.log.Error("systemic WeChat Pay fault: holding all calls until it clears", "err", err,
+						"mchid", mchID, "out_contract_code", r.OutContractCode)
+				}
+			case err == nil || wxapi.Classify(err) == wxapi.Permanent:
+				if gt.ok() {
+					gs.systemic.Set(0)
+					gs.log.Info("systemic WeChat Pay fault cleared: calls resume")
+				}
+			}
+			return ct, err
+		}
+	}
 }

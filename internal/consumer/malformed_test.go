@@ -90,7 +90,7 @@ func TestMalformedFloodDoesNotStall(t *testing.T) {
 			dead++
 		}
 		if i%goodEvery == 0 {
-			in := intent(event.CreditRepayment, fmt.Sprintf("GOOD%05d", i))
+			in := newIntent(event.CreditRepayment, fmt.Sprintf("GOOD%05d", i))
 			seed(h.sim, in)
 			goods = append(goods, in)
 			b, _ := json.Marshal(in)

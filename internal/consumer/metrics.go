@@ -1,13 +1,9 @@
 package consumer
 
 import (
-	"errors"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
 // Metrics are the consumer's Prometheus instruments. main registers them;
@@ -57,19 +53,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Stage, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic)
 	}
 	return m
-}
-
-func (m *Metrics) observeCall(api wxapi.API, op string, start time.Time, err error) {
-	status := "200"
-	var we *wxapi.Error
-	switch {
-	case err == nil:
-	case errors.As(err, &we) && we.HTTPStatus != 0:
-		status = strconv.Itoa(we.HTTPStatus)
-	default:
-		status = "error"
-	}
-	m.CallDuration.WithLabelValues(string(api), op, status).Observe(time.Since(start).Seconds())
 }
 
 // Stages of an intent, the Stage histogram's label values.

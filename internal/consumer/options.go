@@ -14,8 +14,9 @@ import (
 	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
-// Options configures a Consumer. main fills it from flags; zero values take
-// the defaults listed on each field.
+// Options configures a Consumer. The service binds its flags into it,
+// starting from DefaultOptions; zero values take the defaults listed on each
+// field.
 type Options struct {
 	Brokers      []string
 	Dialer       *kafka.Dialer      // TLS/SASL for the group and the readers; nil: plain TCP
@@ -25,10 +26,10 @@ type Options struct {
 	ResultTopic  string             // default "contract-termination.results"
 	DLQTopic     string             // default "contract-termination.dlq"
 
-	// MaxInFlight bounds the WeChat Pay requests on the wire for one
-	// partition. A quarter more messages (plus one) are worked on at once, so
-	// that claiming, storing and publishing overlap the calls; that bounds
-	// memory. Default 64.
+	// MaxInFlight bounds the WeChat Pay calls in flight for one partition
+	// (the bound middleware, slots.go). A quarter more messages (plus one)
+	// are worked on at once, so that claiming, storing and publishing
+	// overlap the calls; that bounds memory. Default 64.
 	MaxInFlight int
 	// CommitInterval is how often finished offsets are committed. Default 200ms.
 	CommitInterval time.Duration
@@ -83,38 +84,54 @@ type RetryOptions struct {
 	Jitter     float64       // randomization factor, 0..1; default 0.5
 }
 
+// DefaultOptions returns every setting's default, the one place each is
+// written: the service's flags take their defaults from it, and New fills
+// the zero fields of its Options from it.
+func DefaultOptions() Options {
+	return Options{
+		GroupID:               "contract-terminator",
+		RequestTopic:          "contract-termination.requested",
+		ResultTopic:           "contract-termination.results",
+		DLQTopic:              "contract-termination.dlq",
+		MaxInFlight:           64,
+		CommitInterval:        200 * time.Millisecond,
+		ShutdownTimeout:       20 * time.Second,
+		FetchMaxWait:          250 * time.Millisecond,
+		SessionTimeout:        10 * time.Second,
+		HeartbeatInterval:     3 * time.Second,
+		SystemicProbeInterval: 5 * time.Second,
+		Retry: RetryOptions{
+			Initial:    200 * time.Millisecond,
+			Max:        10 * time.Second,
+			MaxElapsed: 2 * time.Minute,
+			Multiplier: 2,
+			Jitter:     0.5,
+		},
+		APIs: slices.Clone(event.APIs),
+	}
+}
+
+// setDefaults fills o's zero fields from DefaultOptions.
 func (o *Options) setDefaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	defd := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&o.GroupID, "contract-terminator")
-	def(&o.RequestTopic, "contract-termination.requested")
-	def(&o.ResultTopic, "contract-termination.results")
-	def(&o.DLQTopic, "contract-termination.dlq")
-	if o.MaxInFlight == 0 {
-		o.MaxInFlight = 64
-	}
-	defd(&o.CommitInterval, 200*time.Millisecond)
-	defd(&o.ShutdownTimeout, 20*time.Second)
-	defd(&o.FetchMaxWait, 250*time.Millisecond)
-	defd(&o.SessionTimeout, 10*time.Second)
-	defd(&o.HeartbeatInterval, 3*time.Second)
-	defd(&o.SystemicProbeInterval, 5*time.Second)
-	defd(&o.Retry.Initial, 200*time.Millisecond)
-	defd(&o.Retry.Max, 10*time.Second)
-	defd(&o.Retry.MaxElapsed, 2*time.Minute)
-	if o.Retry.Multiplier == 0 {
-		o.Retry.Multiplier = 2
-	}
-	if o.Retry.Jitter == 0 {
-		o.Retry.Jitter = 0.5
+	d := DefaultOptions()
+	orDefault(&o.GroupID, d.GroupID)
+	orDefault(&o.RequestTopic, d.RequestTopic)
+	orDefault(&o.ResultTopic, d.ResultTopic)
+	orDefault(&o.DLQTopic, d.DLQTopic)
+	orDefault(&o.MaxInFlight, d.MaxInFlight)
+	orDefault(&o.CommitInterval, d.CommitInterval)
+	orDefault(&o.ShutdownTimeout, d.ShutdownTimeout)
+	orDefault(&o.FetchMaxWait, d.FetchMaxWait)
+	orDefault(&o.SessionTimeout, d.SessionTimeout)
+	orDefault(&o.HeartbeatInterval, d.HeartbeatInterval)
+	orDefault(&o.SystemicProbeInterval, d.SystemicProbeInterval)
+	orDefault(&o.Retry.Initial, d.Retry.Initial)
+	orDefault(&o.Retry.Max, d.Retry.Max)
+	orDefault(&o.Retry.MaxElapsed, d.Retry.MaxElapsed)
+	orDefault(&o.Retry.Multiplier, d.Retry.Multiplier)
+	orDefault(&o.Retry.Jitter, d.Retry.Jitter)
+	if len(o.APIs) == 0 {
+		o.APIs = d.APIs
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -125,8 +142,12 @@ func (o *Options) setDefaults() {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
-	if len(o.APIs) == 0 {
-		o.APIs = event.APIs
+}
+
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 

@@ -2,10 +2,8 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,24 +12,8 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/intentid"
 )
-
-// ReplayRange selects messages of the request topic: by time (From
-// inclusive, To exclusive; a zero To is the partition's end) or, if Offsets
-// is set, by partition offsets [start, end).
-type ReplayRange struct {
-	From, To time.Time
-	Offsets  map[int][2]int64
-}
-
-// PartitionRange is the resolved range of one partition: [Start, End).
-type PartitionRange struct {
-	Partition  int
-	Start, End int64
-}
-
-// Messages is how many offsets the range spans.
-func (r PartitionRange) Messages() int64 { return max(r.End-r.Start, 0) }
 
 // ReplayOptions configure Replay.
 type ReplayOptions struct {
@@ -54,114 +36,6 @@ type ReplayProgress struct {
 	Reemitted int64
 	Processed int64 // not answered before: taken through the normal path
 	Done      bool
-}
-
-// ResolveRange turns r into offsets per partition of the request topic.
-func (c *Consumer) ResolveRange(ctx context.Context, r ReplayRange) ([]PartitionRange, error) {
-	cl := &kafka.Client{Addr: kafka.TCP(c.opts.Brokers...), Timeout: 10 * time.Second, Transport: c.opts.Transport}
-	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.opts.RequestTopic}})
-	if err != nil {
-		return nil, fmt.Errorf("replay: metadata: %w", err)
-	}
-	var parts []int
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			return nil, fmt.Errorf("replay: topic %s: %w", t.Name, t.Error)
-		}
-		for _, p := range t.Partitions {
-			parts = append(parts, p.ID)
-		}
-	}
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("replay: topic %s has no partitions", c.opts.RequestTopic)
-	}
-	sort.Ints(parts)
-	var reqs []kafka.OffsetRequest
-	for _, p := range parts {
-		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	bounds, err := c.listOffsets(ctx, cl, reqs)
-	if err != nil {
-		return nil, err
-	}
-	var out []PartitionRange
-	if r.Offsets != nil {
-		for p, se := range r.Offsets {
-			b, ok := bounds[p]
-			if !ok {
-				return nil, fmt.Errorf("replay: partition %d does not exist", p)
-			}
-			if se[0] > se[1] {
-				return nil, fmt.Errorf("replay: partition %d: start %d after end %d", p, se[0], se[1])
-			}
-			out = append(out, PartitionRange{Partition: p, Start: max(se[0], b.FirstOffset), End: min(se[1], b.LastOffset)})
-		}
-	} else {
-		if r.From.IsZero() {
-			return nil, errors.New("replay: a range needs a start time or offsets")
-		}
-		at := func(t time.Time) (map[int]kafka.PartitionOffsets, error) {
-			var reqs []kafka.OffsetRequest
-			for _, p := range parts {
-				reqs = append(reqs, kafka.TimeOffsetOf(p, t))
-			}
-			return c.listOffsets(ctx, cl, reqs)
-		}
-		from, err := at(r.From)
-		if err != nil {
-			return nil, err
-		}
-		to := bounds
-		if !r.To.IsZero() {
-			if to, err = at(r.To); err != nil {
-				return nil, err
-			}
-		}
-		for _, p := range parts {
-			out = append(out, PartitionRange{Partition: p, Start: timeOffset(from[p], bounds[p]), End: timeOffset(to[p], bounds[p])})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
-	return out, nil
-}
-
-// timeOffset is the first offset at or after the requested time; a
-// partition with no such message answers -1, meaning its end.
-func timeOffset(at, bounds kafka.PartitionOffsets) int64 {
-	for off := range at.Offsets {
-		if off >= 0 {
-			return off
-		}
-	}
-	return bounds.LastOffset
-}
-
-func (c *Consumer) listOffsets(ctx context.Context, cl *kafka.Client, reqs []kafka.OffsetRequest) (map[int]kafka.PartitionOffsets, error) {
-	resp, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.opts.RequestTopic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("replay: list offsets: %w", err)
-	}
-	out := make(map[int]kafka.PartitionOffsets)
-	for _, po := range resp.Topics[c.opts.RequestTopic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("replay: list offsets of partition %d: %w", po.Partition, po.Error)
-		}
-		prev, ok := out[po.Partition]
-		if !ok {
-			prev = kafka.PartitionOffsets{Partition: po.Partition, FirstOffset: -1, LastOffset: -1, Offsets: map[int64]time.Time{}}
-		}
-		if po.FirstOffset >= 0 {
-			prev.FirstOffset = po.FirstOffset
-		}
-		if po.LastOffset >= 0 {
-			prev.LastOffset = po.LastOffset
-		}
-		for off, ts := range po.Offsets {
-			prev.Offsets[off] = ts
-		}
-		out[po.Partition] = prev
-	}
-	return out, nil
 }
 
 // Replay reprocesses ranges of the request topic without joining the
@@ -256,8 +130,8 @@ func (rp *replayPartition) run(ctx context.Context) error {
 		return err
 	}
 	// Messages that need work go through the live path's per-key lanes.
-	p := c.newPartition(nil, rp.r.Partition, rp.r.Start)
-	defer p.startWorkers()()
+	l := c.newLanes()
+	defer l.startWorkers()()
 
 	msgs := make(chan kafka.Message, rp.opts.Batch)
 	fetchErr := make(chan error, 1)
@@ -291,7 +165,7 @@ func (rp *replayPartition) run(ctx context.Context) error {
 				break fill
 			}
 		}
-		if err := rp.batch(ctx, p, batch); err != nil {
+		if err := rp.batch(ctx, l, batch); err != nil {
 			return err
 		}
 	}
@@ -306,7 +180,7 @@ func (rp *replayPartition) run(ctx context.Context) error {
 // batch answers what the dedupe record already answered, with one
 // pipelined read of one field per intent and no validation (an answered
 // request was valid), and dispatches the rest to the normal path.
-func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafka.Message) error {
+func (rp *replayPartition) batch(ctx context.Context, l *lanes, batch []kafka.Message) error {
 	c := rp.c
 	rp.read.Add(int64(len(batch)))
 	reqs := make([]string, len(batch))
@@ -314,7 +188,7 @@ func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafk
 	var idx []int // batch indexes that could be peeked
 	var pcodes, preqs []string
 	for i, m := range batch {
-		if req, code, ok := event.Peek(m.Value, m.Key); ok {
+		if req, code, ok := intentid.Peek(m.Value, m.Key); ok {
 			reqs[i], codes[i] = req, code
 			idx = append(idx, i)
 			pcodes, preqs = append(pcodes, code), append(preqs, req)
@@ -337,8 +211,7 @@ func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafk
 			rp.answered.Add(1)
 			continue
 		}
-		in, err := event.DecodeIntent(m.Value)
-		if err != nil || (len(m.Key) > 0 && string(m.Key) != in.OutContractCode) {
+		if _, err := decode(m); err != nil {
 			// Invalid input was answered (event or dead letter) when first
 			// read; only a re-emit repeats its event.
 			rp.answered.Add(1)
@@ -350,13 +223,9 @@ func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafk
 			continue
 		}
 		rp.processed.Add(1)
-		select {
-		case p.slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := l.admit(ctx, ctx, m); err != nil {
+			return err
 		}
-		p.tracker.add(m.Offset)
-		p.dispatch(ctx, m)
 	}
 	if !rp.opts.Reemit || len(reemit) == 0 {
 		return nil
@@ -378,54 +247,5 @@ func (rp *replayPartition) batch(ctx context.Context, p *partition, batch []kafk
 			return err
 		}
 	}
-	return nil
-}
-
-// reemit publishes the stored answer to in again, marked replayed.
-func (rp *replayPartition) reemit(ctx context.Context, in event.Intent, m kafka.Message, rec dedupe.Record) error {
-	var r event.Result
-	if err := json.Unmarshal(rec.Outcome, &r); err != nil {
-		return fmt.Errorf("stored outcome of %s unreadable: %w", in.OutContractCode, err)
-	}
-	if r.RequestID != in.RequestID {
-		// Answered from another request's termination: derive its event.
-		if r.Contract == nil {
-			return fmt.Errorf("stored outcome of %s lacks the contract", in.OutContractCode)
-		}
-		r = event.Terminated(in, event.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, *r.Contract, 0, true, rp.c.opts.Now())
-	}
-	r.Replayed = true
-	return rp.publishReplayed(ctx, r)
-}
-
-func (rp *replayPartition) reemitInvalid(ctx context.Context, m kafka.Message) error {
-	req, code, ok := event.Identify(m.Value, m.Key)
-	if !ok {
-		return nil // it went to the dead-letter topic; that is not repeated
-	}
-	detail := "invalid intent"
-	if _, err := event.DecodeIntent(m.Value); err != nil {
-		var ie *event.InvalidError
-		if errors.As(err, &ie) {
-			detail = ie.Detail
-		}
-	} else {
-		detail = "message key does not match out_contract_code"
-	}
-	r := event.Failed(req, code, "", "", event.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset},
-		event.Failure{Reason: event.ReasonInvalidRequest, Detail: detail}, 0, rp.c.opts.Now())
-	r.Replayed = true
-	return rp.publishReplayed(ctx, r)
-}
-
-func (rp *replayPartition) publishReplayed(ctx context.Context, r event.Result) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := rp.c.write(ctx, rp.c.result(r.EventType, r.OutContractCode, b)); err != nil {
-		return err
-	}
-	rp.reemitted.Add(1)
 	return nil
 }

@@ -14,7 +14,7 @@ func TestReplay(t *testing.T) {
 	before := time.Now().Add(-time.Second)
 	var ins []event.Intent
 	for i := range 40 {
-		in := intent(event.CreditRepayment, fmt.Sprintf("RP%03d", i))
+		in := newIntent(event.CreditRepayment, fmt.Sprintf("RP%03d", i))
 		seed(h.sim, in)
 		ins = append(ins, in)
 	}
@@ -27,7 +27,7 @@ func TestReplay(t *testing.T) {
 	// Intents published while no consumer runs: a replay must process them.
 	var late []event.Intent
 	for i := range 5 {
-		in := intent(event.PapayDirect, fmt.Sprintf("RPL%03d", i))
+		in := newIntent(event.PapayDirect, fmt.Sprintf("RPL%03d", i))
 		seed(h.sim, in)
 		late = append(late, in)
 	}

@@ -45,7 +45,7 @@ func TestNoSecretsInLogsOrEvents(t *testing.T) {
 
 	var ins []event.Intent
 	for _, code := range []string{"SEC1", "SEC2", "SEC3", "SEC4"} {
-		in := intent(event.PapayPartner, code)
+		in := newIntent(event.PapayPartner, code)
 		seed(h.sim, in)
 		ins = append(ins, in)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/wxterm/wxterm/internal/e2e"
 )
 
 // EnvKafka names a real Kafka broker (host:port) for the integration tests.
@@ -37,54 +39,20 @@ func Kafka(t testing.TB) []string {
 // RealKafka reports whether Kafka returns a real broker.
 func RealKafka() bool { return os.Getenv(EnvKafka) != "" }
 
-// CreateTopics creates each topic with the given partitions and waits until
-// the broker serves it.
+// CreateTopics creates each topic with the given partitions and waits
+// until the broker serves it.
 func CreateTopics(t testing.TB, brokers []string, partitions int, topics ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	req := &kafka.CreateTopicsRequest{}
-	for _, name := range topics {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: 1})
+	cfgs := make([]kafka.TopicConfig, len(topics))
+	for i, name := range topics {
+		cfgs[i] = e2e.Topic(name, partitions)
 	}
-	resp, err := cl.CreateTopics(ctx, req)
-	if err != nil {
-		t.Fatalf("testenv: create topics %v: %v", topics, err)
+	if err := e2e.CreateTopics(ctx, cl, cfgs...); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-	for name, err := range resp.Errors {
-		if err != nil {
-			t.Fatalf("testenv: create topic %s: %v", name, err)
-		}
-	}
-	// Wait for leaders: a group joining a topic without them never rebalances.
-	for {
-		md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-		if err == nil && ready(md, topics, partitions) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("testenv: topics %v not ready: %v", topics, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func ready(md *kafka.MetadataResponse, topics []string, partitions int) bool {
-	seen := 0
-	for _, tp := range md.Topics {
-		if tp.Error != nil || len(tp.Partitions) != partitions {
-			return false
-		}
-		for _, p := range tp.Partitions {
-			if p.Error != nil || p.Leader.Host == "" {
-				return false
-			}
-		}
-		seen++
-	}
-	return seen == len(topics)
 }
 
 // Topic returns a topic name unique to this test run.

@@ -170,7 +170,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("wxapi: %w", err)
 	}
 	sdk, err := core.NewClientWithDialSettings(context.Background(), &core.DialSettings{
-		HTTPClient: withSlots(cfg.HTTPClient),
+		HTTPClient: cfg.HTTPClient,
 		Signer: stateSigner{&signers.SHA256WithRSASigner{
 			MchID: cfg.MchID, CertificateSerialNo: cfg.CertSerial, PrivateKey: cfg.PrivateKey,
 		}},
@@ -233,7 +233,7 @@ func (c *Client) Query(ctx context.Context, r Request) (*Contract, error) {
 	contract, err := c.call(ctx, opQuery, r)
 	if err == nil && contract == nil {
 		return nil, &Error{API: r.API, Op: opQuery, HTTPStatus: http.StatusNoContent, Sent: true,
-			Class: Transient, Err: errors.New("empty answer")}
+			Err: errors.New("empty answer")}
 	}
 	return contract, err
 }
@@ -309,16 +309,14 @@ func decode(op string, api API, resp *http.Response) (*Contract, error) {
 	}
 	if err != nil {
 		e := newError(op, api, fmt.Errorf("decode answer: %w", err))
-		e.HTTPStatus, e.Sent, e.Class = resp.StatusCode, true, Transient
+		e.HTTPStatus, e.Sent = resp.StatusCode, true
 		return nil, e
 	}
 	return c, nil
 }
 
 func newError(op string, api API, err error) *Error {
-	e := &Error{API: api, Op: op, Err: err}
-	e.Class = Classify(e)
-	return e
+	return &Error{API: api, Op: op, Err: err}
 }
 
 // wrap turns what the SDK returned into an *Error.
@@ -342,7 +340,6 @@ func wrap(op string, api API, res *core.APIResult, st *callState, err error) *Er
 			e.Sent = st.sent.Load()
 		}
 	}
-	e.Class = Classify(e)
 	return e
 }
 

@@ -48,14 +48,13 @@ const (
 )
 
 // Error is every failure Terminate and Query return. Callers test for it with
-// errors.As and act on Class and Sent.
+// errors.As, classify with Classify and act on Sent.
 type Error struct {
 	API        API
 	Op         string // "terminate" or "query"
 	HTTPStatus int    // 0 when there was no HTTP answer
 	Code       string // WeChat's error code, e.g. PARAM_ERROR
 	Message    string // WeChat's error message
-	Class      Class  // Classify(e)
 	// Sent means the request may have reached WeChat and its outcome is
 	// unknown (timeout or reset after sending, 5xx, a success answer whose
 	// signature did not validate): query the contract before retrying.

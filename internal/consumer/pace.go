@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
 // limiter paces one merchant's calls to WeChat Pay. It runs at the configured
@@ -78,4 +80,21 @@ func (l *limiter) limit() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return float64(l.lim.Limit())
+}
+
+// pace is the middleware that paces a merchant's calls with its limiter
+// and slows it down when WeChat Pay answers FREQUENCY_LIMITED.
+func pace(l *limiter) middleware {
+	return func(_ string, next callFunc) callFunc {
+		return func(ctx context.Context, r wxapi.Request) (*wxapi.Contract, error) {
+			if err := l.wait(ctx); err != nil {
+				return nil, err
+			}
+			ct, err := next(ctx, r)
+			if wxapi.IsFrequencyLimited(err) {
+				l.throttled()
+			}
+			return ct, err
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package event
+package intentid
 
 // The checks below accept exactly what encoding/json.Valid accepts, in one
 // tight pass: Peek runs them on every replayed message, where json.Valid's

@@ -23,15 +23,12 @@ import (
 // result as it arrives, and returns once each expected result is in (or
 // keeps printing with -keep-running).
 type demo struct {
-	c     *config
-	emb   *embedded
-	stats *consumer.Stats
-	out   io.Writer
-	mu    sync.Mutex // out
-}
-
-func newDemo(c *config, emb *embedded, stats *consumer.Stats, out io.Writer) *demo {
-	return &demo{c: c, emb: emb, stats: stats, out: out}
+	opts        consumer.Options // the consumer's topics
+	emb         *embedded
+	stats       *consumer.Stats
+	keepRunning bool
+	out         io.Writer
+	mu          sync.Mutex // out
 }
 
 // demoMessage is one example: what is published and what should come of it.
@@ -112,14 +109,14 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	brokers := strings.Split(d.c.brokers, ",")
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: d.c.requests, Balancer: kafka.Murmur2Balancer{},
+	brokers := d.emb.brokers
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: d.opts.RequestTopic, Balancer: kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
 
 	want := map[string]bool{}
 	wantDead := 0
-	d.printf("publishing %d example messages to %s:\n", len(msgs), d.c.requests)
+	d.printf("publishing %d example messages to %s:\n", len(msgs), d.opts.RequestTopic)
 	for _, m := range msgs {
 		d.printf("  %-40s key=%s\n", m.what, m.msg.Key)
 		if m.expect != "" {
@@ -133,13 +130,13 @@ func (d *demo) run(ctx context.Context) error {
 			return fmt.Errorf("demo: publish: %w", err)
 		}
 	}
-	d.printf("results from %s:\n", d.c.results)
+	d.printf("results from %s:\n", d.opts.ResultTopic)
 
 	results := make(chan kafka.Message)
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	for _, topic := range []string{d.c.results, d.c.dlq} {
+	for _, topic := range []string{d.opts.ResultTopic, d.opts.DLQTopic} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -171,19 +168,19 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	timeout := time.After(60 * time.Second)
 	// Done when every result is in and the duplicate was seen and dropped.
-	for d.c.keepRunning || !done() || d.stats.Duplicates.Load() < 1 {
+	for d.keepRunning || !done() || d.stats.Duplicates.Load() < 1 {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(100 * time.Millisecond):
 		case <-timeout:
-			if !d.c.keepRunning {
+			if !d.keepRunning {
 				return fmt.Errorf("demo: timed out waiting for results; have %v, want %v", seen, want)
 			}
 		case m := <-results:
-			if m.Topic == d.c.dlq {
+			if m.Topic == d.opts.DLQTopic {
 				dead++
-				d.printf("  dead letter           key=%-32s error=%q\n", m.Key, header(m, "dlq_error"))
+				d.printf("  dead letter           key=%-32s error=%q\n", m.Key, header(m, event.HeaderDLQError))
 				continue
 			}
 			var r event.Result

@@ -11,14 +11,16 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/wxapi"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
-// embedded holds the in-process stand-ins of -embedded: Kafka (kfake), Redis
-// (miniredis) and the WeChat Pay simulator with freshly generated keys.
+// embedded holds the in-process stand-ins: Kafka (kfake), Redis (miniredis)
+// and the WeChat Pay simulator with freshly generated keys.
 type embedded struct {
 	kafka     *kfake.Cluster
+	brokers   []string
 	redis     *miniredis.Miniredis
 	rdb       redis.UniversalClient
 	redisAddr string
@@ -29,7 +31,9 @@ type embedded struct {
 	mchID     string
 }
 
-func startEmbedded(c *config, log *slog.Logger) (*embedded, error) {
+// startEmbedded starts the stand-ins: Kafka on 127.0.0.1:kafkaPort (0: any)
+// with the topics of the consumer options given.
+func startEmbedded(kafkaPort int, topics consumer.Options, log *slog.Logger) (*embedded, error) {
 	e := &embedded{}
 	ok := false
 	defer func() {
@@ -40,16 +44,16 @@ func startEmbedded(c *config, log *slog.Logger) (*embedded, error) {
 	var err error
 	e.kafka, err = kfake.NewCluster(
 		kfake.NumBrokers(1),
-		kfake.SeedTopics(8, c.requests),
-		kfake.SeedTopics(8, c.results, c.dlq),
+		kfake.SeedTopics(8, topics.RequestTopic),
+		kfake.SeedTopics(8, topics.ResultTopic, topics.DLQTopic),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.kafkaPort)))
+			return net.Listen(network, net.JoinHostPort("127.0.0.1", strconv.Itoa(kafkaPort)))
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("embedded kafka on 127.0.0.1:%d: %w", c.kafkaPort, err)
+		return nil, fmt.Errorf("embedded kafka on 127.0.0.1:%d: %w", kafkaPort, err)
 	}
-	c.brokers = e.kafka.ListenAddrs()[0]
+	e.brokers = e.kafka.ListenAddrs()
 
 	e.redis = miniredis.NewMiniRedis()
 	if err := e.redis.Start(); err != nil {
@@ -69,9 +73,7 @@ func startEmbedded(c *config, log *slog.Logger) (*embedded, error) {
 	e.simSrv.Config.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	e.simSrv.Start()
 	e.simURL = e.simSrv.URL
-	cfg := keys.ClientConfig(e.simURL)
-	cfg.Timeout = c.wxTimeout
-	e.client, err = wxapi.New(cfg)
+	e.client, err = wxapi.New(keys.ClientConfig(e.simURL))
 	if err != nil {
 		return nil, err
 	}

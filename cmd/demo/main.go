@@ -1,0 +1,103 @@
+// Command demo runs the contract-termination job on in-process stand-ins
+// (Kafka, Redis and a WeChat Pay simulator), so it needs nothing but Go. It
+// publishes example intents, prints each result and exits 0 once every
+// promise held (one result per intent, one terminate call per contract).
+// The service binary, cmd/consumer, links none of the stand-ins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/oklog/run"
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/dedupe"
+)
+
+func main() {
+	if err := runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the demo's settings; WXTERM_<FLAG_NAME> fills each from the
+// environment, as for the service.
+type config struct {
+	embedded    bool // the stand-ins and the job only, no examples
+	keepRunning bool
+	kafkaPort   int
+}
+
+func parse(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.embedded, "embedded", false, "only run the job on the stand-ins, without the examples, until stopped")
+	fs.BoolVar(&c.keepRunning, "keep-running", false, "keep running after the examples so more can be published with the producer")
+	fs.IntVar(&c.kafkaPort, "embedded-kafka-port", 9092, "port of the embedded Kafka on 127.0.0.1 (0: any)")
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("WXTERM")); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return c, nil
+}
+
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	// The demo prints results to stdout; stderr is kept for trouble.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts := consumer.DefaultOptions()
+	emb, err := startEmbedded(c.kafkaPort, opts, log)
+	if err != nil {
+		return err
+	}
+	defer emb.close()
+	opts.Brokers = emb.brokers
+	opts.Store = dedupe.New(emb.rdb, dedupe.Options{})
+	opts.Merchants = map[string]consumer.Merchant{emb.mchID: {Client: emb.client}}
+	opts.DefaultMerchant = emb.mchID
+	opts.Logger = log
+	cons, err := consumer.New(opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "embedded Kafka on %s, Redis on %s, WeChat Pay simulator on %s\n",
+		strings.Join(emb.brokers, ","), emb.redisAddr, emb.simURL)
+
+	var g run.Group
+	{ // the job
+		cctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return cons.Run(cctx) }, func(error) { cancel() })
+	}
+	if !c.embedded { // the examples: publish, print, verify
+		d := &demo{opts: opts, emb: emb, stats: cons.Stats(), keepRunning: c.keepRunning, out: stdout}
+		dctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return d.run(dctx) }, func(error) { cancel() })
+	}
+	{ // SIGINT and SIGTERM
+		g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
+	}
+	// Stopped by a signal or the caller: a clean end too.
+	if err = g.Run(); errors.As(err, new(*run.SignalError)) || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
+		return nil
+	}
+	return err
+}

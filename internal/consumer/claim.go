@@ -1,0 +1,195 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/dedupe"
+)
+
+// errLostClaim means another worker took the contract over while this one
+// worked on it: start again from the claim.
+var errLostClaim = errors.New("claim lost")
+
+// claim takes in's contract in the dedupe store under a fresh owner token,
+// waiting while another worker's live lease holds it (a replica that still
+// has the partition, or a replay): waiting rather than committing past it.
+func (c *Consumer) claim(ctx context.Context, in *intent) (dedupe.Claim, string, error) {
+	owner := c.owner()
+	start := time.Now()
+	for {
+		cl, err := retryStore(ctx, c, func() (dedupe.Claim, error) {
+			return c.opts.Store.Claim(ctx, in.OutContractCode, in.RequestID, owner)
+		})
+		if err != nil {
+			return cl, owner, err
+		}
+		if cl.Status != dedupe.Busy {
+			c.opts.Metrics.observeStage(stageClaim, start)
+			return cl, owner, nil
+		}
+		wait := time.Until(cl.LeaseUntil)
+		wait = min(max(wait, 50*time.Millisecond), time.Second)
+		if !sleep(ctx, wait) {
+			return cl, owner, ctx.Err()
+		}
+	}
+}
+
+// answered reports whether the record already answers the claim's request
+// (Done) or its contract (Terminated), so no call is made.
+func answered(cl dedupe.Claim) bool {
+	return cl.Status == dedupe.Done || cl.Status == dedupe.Terminated
+}
+
+// answerFromRecord answers an intent from its dedupe record: nothing when
+// the answer was published, else the stored outcome (the previous worker
+// died between storing and publishing) or, for a contract another request
+// terminated, a contract-terminated event derived from it.
+func (c *Consumer) answerFromRecord(ctx context.Context, in *intent, cl dedupe.Claim) error {
+	if cl.Published {
+		c.duplicate()
+		return nil
+	}
+	hit := hitTerminatedOther
+	if cl.Status == dedupe.Done {
+		hit = hitUnpublished
+	}
+	c.opts.Metrics.DedupeHits.WithLabelValues(hit).Inc()
+	var r event.Result
+	if err := json.Unmarshal(cl.Outcome, &r); err != nil {
+		return fmt.Errorf("stored outcome of %s unreadable: %w", in.OutContractCode, err)
+	}
+	if cl.Status == dedupe.Done {
+		if r.OutContractCode != in.OutContractCode || r.RequestID != in.RequestID {
+			return fmt.Errorf("stored outcome of %s answers request %s, not %s", in.OutContractCode, r.RequestID, in.RequestID)
+		}
+		return c.publish(ctx, output{result: &r, encoded: cl.Outcome, claimed: true})
+	}
+	if r.Contract == nil {
+		return fmt.Errorf("stored outcome of %s lacks the contract", in.OutContractCode)
+	}
+	t := event.Terminated(in.Intent, in.src, *r.Contract, 0, true, c.opts.Now())
+	return c.publish(ctx, output{result: &t, claimed: true})
+}
+
+// callClaimed runs the call policy (call.go) while this worker owns the
+// contract, keeping its lease alive. When the call does not finish it hands
+// the claim back, unless a call may be in flight: then the lease runs out
+// and the next owner queries first.
+func (c *Consumer) callClaimed(ctx context.Context, in *intent, owner string, cl dedupe.Claim, calls semaphore) (event.Result, error) {
+	workCtx, cancelWork := context.WithCancelCause(ctx)
+	stopLease := c.keepLease(workCtx, cancelWork, in.OutContractCode, owner)
+	r, sent, err := c.call(workCtx, in, in.mch.caller(calls), cl.Status == dedupe.TakenOver)
+	stopLease()
+	cancelWork(nil)
+	if err == nil {
+		return r, nil
+	}
+	if context.Cause(workCtx) == errLostClaim && ctx.Err() == nil {
+		return r, errLostClaim
+	}
+	if !sent {
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = c.opts.Store.Release(rctx, in.OutContractCode, owner)
+		cancel()
+	}
+	return r, err
+}
+
+// complete stores r as the claim's outcome and returns its encoding. The
+// outcome is stored before it is published: a crash between the two leaves
+// a record that the next delivery publishes without calling WeChat Pay.
+func (c *Consumer) complete(ctx context.Context, in *intent, owner string, r event.Result) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode outcome of %s: %w", in.OutContractCode, err)
+	}
+	kind := dedupe.KindFailed
+	if r.EventType == event.TypeTerminated {
+		kind = dedupe.KindTerminated
+	}
+	start := time.Now()
+	_, err = retryStore(ctx, c, func() (struct{}, error) {
+		return struct{}{}, c.opts.Store.Complete(ctx, in.OutContractCode, in.RequestID, owner, kind, b)
+	})
+	c.opts.Metrics.observeStage(stageStore, start)
+	if errors.Is(err, dedupe.ErrNotOwner) {
+		return nil, errLostClaim
+	}
+	return b, err
+}
+
+// markPublished records that the answer to a request is durable in Kafka.
+// The offset may be committed even if marking fails: a later duplicate
+// would republish the same event_id.
+func (c *Consumer) markPublished(ctx context.Context, code, requestID string) {
+	start := time.Now()
+	_, _ = retryStore(ctx, c, func() (struct{}, error) {
+		err := c.opts.Store.MarkPublished(ctx, code, requestID)
+		if errors.Is(err, dedupe.ErrNotFound) {
+			return struct{}{}, nil // expired record: nothing to mark
+		}
+		return struct{}{}, err
+	})
+	c.opts.Metrics.observeStage(stageMark, start)
+}
+
+// keepLease extends the claim every third of the lease until stop is
+// called; if the claim is lost it cancels the work with errLostClaim. A
+// timer rather than a goroutine per intent: most intents finish long before
+// the first renewal.
+func (c *Consumer) keepLease(ctx context.Context, cancel context.CancelCauseFunc, code, owner string) (stop func()) {
+	every := c.opts.Store.Lease() / 3
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	t = time.AfterFunc(every, func() {
+		err := c.opts.Store.Extend(ctx, code, owner)
+		if errors.Is(err, dedupe.ErrNotOwner) {
+			cancel(errLostClaim)
+			return
+		}
+		// Other errors: Redis is away; the next renewal tries again, and
+		// Complete refuses if the lease was lost meanwhile.
+		mu.Lock()
+		if !stopped {
+			t.Reset(every)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+}
+
+// retryStore runs a dedupe store operation until it succeeds, fails with a
+// store verdict (ErrNotOwner, ErrNotFound), or ctx is done. While Redis is
+// unreachable nothing proceeds: no claim, no call, no commit.
+func retryStore[T any](ctx context.Context, c *Consumer, op func() (T, error)) (T, error) {
+	b := c.opts.Retry.backoff()
+	b.MaxElapsedTime = 0
+	for {
+		v, err := op()
+		if err == nil || errors.Is(err, dedupe.ErrNotOwner) || errors.Is(err, dedupe.ErrNotFound) {
+			c.storeErr.Store(nil)
+			return v, err
+		}
+		if ctx.Err() != nil {
+			return v, ctx.Err()
+		}
+		c.storeErr.Store(&err)
+		c.opts.Logger.Warn("dedupe store", "err", err)
+		if !sleep(ctx, b.NextBackOff()) {
+			return v, ctx.Err()
+		}
+	}
+}

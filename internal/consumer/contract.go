@@ -1,0 +1,30 @@
+package consumer
+
+import (
+	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/wxapi"
+)
+
+// contract maps WeChat Pay's contract to the result event's: the display
+// name falls back to the masked account, the service provider to the
+// merchant (a direct merchant is its own).
+func contract(ct *wxapi.Contract) event.Contract {
+	if ct == nil {
+		return event.Contract{}
+	}
+	display := ct.DisplayName
+	if display == "" {
+		display = ct.ContractDisplayAccount
+	}
+	sp := ct.SpMchID
+	if sp == "" {
+		sp = ct.MchID
+	}
+	return event.Contract{
+		ContractID: ct.ContractID, PlanID: ct.PlanID, OutContractCode: ct.OutContractCode, DisplayName: display,
+		SpMchID: sp, SubMchID: ct.SubMchID, AppID: ct.AppID, SpAppID: ct.SpAppID, SubAppID: ct.SubAppID,
+		ContractState: ct.State(), ContractSignedTime: ct.ContractSignedTime, ContractTerminatedTime: ct.ContractTerminatedTime,
+		ContractTerminationMode: ct.ContractTerminationMode, ContractTerminationRemark: ct.ContractTerminationRemark,
+		RepaymentDay: ct.RepaymentDay,
+	}
+}
