@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/testenv"
 )
 
@@ -47,10 +48,10 @@ func (f *fixture) deadLetters(t *testing.T, specs ...dlSpec) {
 				Time: s.at, Key: kafka.NewBytes([]byte(s.key)), Value: kafka.NewBytes([]byte(fmt.Sprintf(`{"broken":%d`, i))),
 				Headers: []kafka.Header{
 					{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
-					{Key: hdrDLQError, Value: []byte(s.err)},
-					{Key: hdrDLQSourceTopic, Value: []byte(f.requests)},
-					{Key: hdrDLQSourcePartition, Value: []byte(strconv.Itoa(1 - s.partition))},
-					{Key: "dlq_source_offset", Value: []byte(strconv.Itoa(100 + i))},
+					{Key: event.HeaderDLQError, Value: []byte(s.err)},
+					{Key: event.HeaderDLQSourceTopic, Value: []byte(f.requests)},
+					{Key: event.HeaderDLQSourcePartition, Value: []byte(strconv.Itoa(1 - s.partition))},
+					{Key: event.HeaderDLQSourceOffset, Value: []byte(strconv.Itoa(100 + i))},
 				},
 			}
 		}

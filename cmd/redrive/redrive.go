@@ -16,16 +16,13 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
+
+	"github.com/wxterm/wxterm/event"
 )
 
-// Headers the consumer writes on a dead letter (internal/consumer/handler.go
-// reject). TODO(lead): use the consumer's exported constants once merged.
-const (
-	hdrDLQPrefix          = "dlq_"
-	hdrDLQError           = "dlq_error"
-	hdrDLQSourceTopic     = "dlq_source_topic"
-	hdrDLQSourcePartition = "dlq_source_partition"
-)
+// hdrDLQPrefix starts every header the consumer adds to a dead letter
+// (event.HeaderDLQ*): a redrive strips them all.
+const hdrDLQPrefix = "dlq_"
 
 // Provenance headers on every republished message: which dead letter it is,
 // when and by whom it was redriven. They also let a later run find the
@@ -90,7 +87,7 @@ func (r *redriver) run(ctx context.Context, sel selection, execute bool, stdout 
 	var dls []*deadLetter
 	for _, s := range spans {
 		err := read(ctx, cl, r.dlq, s, func(rec record) {
-			e := header(rec.headers, hdrDLQError)
+			e := header(rec.headers, event.HeaderDLQError)
 			if sel.matches(e) {
 				dls = append(dls, &deadLetter{partition: s.partition, offset: rec.offset, time: rec.time,
 					key: rec.key, value: rec.value, headers: rec.headers, err: e})
@@ -139,8 +136,8 @@ func (r *redriver) run(ctx context.Context, sel selection, execute bool, stdout 
 // no key, by its place in the dead-letter topic), so that every run picks
 // the same partition and markEarlier reads only those.
 func (r *redriver) target(d *deadLetter, reqParts []int) int {
-	if header(d.headers, hdrDLQSourceTopic) == r.requests {
-		if p, err := strconv.Atoi(header(d.headers, hdrDLQSourcePartition)); err == nil && slices.Contains(reqParts, p) {
+	if header(d.headers, event.HeaderDLQSourceTopic) == r.requests {
+		if p, err := strconv.Atoi(header(d.headers, event.HeaderDLQSourcePartition)); err == nil && slices.Contains(reqParts, p) {
 			return p
 		}
 	}
