@@ -183,6 +183,9 @@ func httpHandler(cons *consumer.Consumer, reg *prometheus.Registry) http.Handler
 			return
 		}
 		fmt.Fprintln(w, "ready")
+		for _, h := range cons.Holds() { // ready beside merchants a systemic fault holds
+			fmt.Fprintln(w, "held:", h)
+		}
 	})
 	return mux
 }

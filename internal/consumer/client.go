@@ -50,6 +50,7 @@ type merchant struct {
 
 func newMerchant(id string, m Merchant, lim *limiter, gs *gates, metrics *Metrics) *merchant {
 	rt := &merchant{id: id, limiter: lim, gates: gs, client: decorate(m.Client, measure(metrics.CallDuration))}
+	gs.add(id)
 	if len(m.SubMchIDs) > 0 {
 		rt.subs = make(map[string]bool)
 		for _, s := range m.SubMchIDs {
@@ -62,7 +63,7 @@ func newMerchant(id string, m Merchant, lim *limiter, gs *gates, metrics *Metric
 // caller is the merchant's client as the call policy uses it, decorated
 // from the outside in:
 //
-//	hold     holds calls while a systemic fault is in force (gate.go)
+//	hold     holds calls while a systemic fault of the merchant on the call's host is in force (gate.go)
 //	pace     keeps to the merchant's rate limit (pace.go)
 //	bound    holds one of the partition's call places (slots.go)
 //	measure  records the call's latency (measure.go)

@@ -57,7 +57,7 @@ func New(opts Options) (*Consumer, error) {
 	if transport == nil {
 		transport = kafka.DefaultTransport
 	}
-	gs := newGates(opts.SystemicProbeInterval, opts.Now, opts.Metrics.Systemic, opts.Logger)
+	gs := newGates(opts.SystemicProbeInterval, opts.Now, opts.Metrics, opts.Logger)
 	merchants := make(map[string]*merchant, len(opts.Merchants))
 	for id, m := range opts.Merchants {
 		merchants[id] = newMerchant(id, m, newLimiter(opts.RateLimit, opts.Now), gs, opts.Metrics)

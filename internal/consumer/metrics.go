@@ -19,6 +19,7 @@ type Metrics struct {
 	CommitLag    *prometheus.GaugeVec // partition
 	DeadLetters  prometheus.Counter
 	Systemic     prometheus.Gauge
+	Held         *prometheus.GaugeVec // mchid, host
 }
 
 // NewMetrics creates the instruments and registers them with reg (nil: not
@@ -47,10 +48,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "wxterm_dead_letters_total",
 			Help: "Messages sent to the dead-letter topic."}),
 		Systemic: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wxterm_systemic_fault",
-			Help: "1 while a systemic WeChat Pay fault holds all calls."}),
+			Help: "1 while a systemic WeChat Pay fault holds some merchant's calls (wxterm_held names which)."}),
+		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wxterm_held",
+			Help: "1 while a systemic fault (its signature refused, answers not validating against its keys, NO_AUTH across its contracts) holds a merchant's calls to a WeChat Pay host; 0 once it cleared."},
+			[]string{"mchid", "host"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Stage, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic)
+		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Stage, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic, m.Held)
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package wxapi
 import (
 	"fmt"
 	"net/url"
+	"strings"
 )
 
 // API names one of the WeChat Pay terminate APIs. Its values are the `api`
@@ -29,6 +30,17 @@ const (
 func (a API) Valid() bool {
 	_, ok := routes[a]
 	return ok
+}
+
+// Host names the WeChat Pay host a's calls go to: the global host for
+// global_papay, the mainland one (with its backup domain) for the others.
+// A fault one host shows says nothing of the other, so callers key what
+// they learn about a merchant's calls on it.
+func (a API) Host() string {
+	if routes[a].global {
+		return strings.TrimPrefix(DefaultGlobalBaseURL, "https://")
+	}
+	return strings.TrimPrefix(DefaultBaseURL, "https://")
 }
 
 // Request names one contract to terminate or query. Fields an API does not
