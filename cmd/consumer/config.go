@@ -12,7 +12,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
-	"github.com/wxterm/wxterm/internal/wxapi"
+	"github.com/wxterm/wxterm/internal/merchants"
 )
 
 // envPrefix: every flag -some-name is also read from WXTERM_SOME_NAME.
@@ -33,12 +33,12 @@ type config struct {
 	dedupePrefix                    string
 	dedupeTTL, lease                time.Duration
 
-	mchID, certSerial, keyFile    string
-	pubKeyID, pubKeyFile          string
-	merchantsFile                 string
-	allowedSubMchIDs              string
-	baseURL, backupURL, globalURL string
-	wxTimeout                     time.Duration
+	// redisDurability is what start-up does with the eviction policy
+	// check (durabilityStrict, durabilityWarn, durabilityOff).
+	redisDurability string
+
+	merchants        merchants.Flags
+	allowedSubMchIDs string
 
 	replay replayConfig
 
@@ -47,23 +47,20 @@ type config struct {
 }
 
 // defaultConfig is every setting's default, written once: the consumer's
-// come from consumer.DefaultOptions, WeChat Pay's from wxapi.
+// come from consumer.DefaultOptions, WeChat Pay's from merchants.Flags.
 func defaultConfig() config {
 	opts := consumer.DefaultOptions()
 	opts.Brokers = []string{"127.0.0.1:9092"}
 	return config{
-		opts:         opts,
-		redisAddrs:   "127.0.0.1:6379",
-		dedupePrefix: "wxterm:contract:",
-		dedupeTTL:    30 * 24 * time.Hour,
-		lease:        30 * time.Second,
-		baseURL:      wxapi.DefaultBaseURL,
-		backupURL:    wxapi.DefaultBackupURL,
-		globalURL:    wxapi.DefaultGlobalBaseURL,
-		wxTimeout:    wxapi.DefaultTimeout,
-		httpAddr:     ":8080",
-		logLevel:     "info",
-		logFormat:    "json",
+		opts:            opts,
+		redisAddrs:      "127.0.0.1:6379",
+		dedupePrefix:    "wxterm:contract:",
+		dedupeTTL:       30 * 24 * time.Hour,
+		lease:           30 * time.Second,
+		redisDurability: durabilityStrict,
+		httpAddr:        ":8080",
+		logLevel:        "info",
+		logFormat:       "json",
 	}
 }
 
@@ -111,6 +108,15 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.dedupePrefix, "dedupe-prefix", d.dedupePrefix, "key prefix of the dedupe records")
 	fs.DurationVar(&c.dedupeTTL, "dedupe-ttl", d.dedupeTTL, "how long a dedupe record lives; keep it at least the request topic's retention")
 	fs.DurationVar(&c.lease, "lease", d.lease, "how long a claim on a contract stays exclusive without renewal")
+	c.redisDurability = d.redisDurability
+	fs.Func("redis-durability-check", "start-up check of Redis's maxmemory-policy: strict (refuse an evicting policy, warn when it cannot be read), warn (warn on both) or off (default "+d.redisDurability+")",
+		func(s string) error {
+			if !slices.Contains(durabilityModes, s) {
+				return fmt.Errorf("want one of %s", strings.Join(durabilityModes, ", "))
+			}
+			c.redisDurability = s
+			return nil
+		})
 
 	fs.IntVar(&o.MaxInFlight, "max-in-flight", do.MaxInFlight, "WeChat Pay requests on the wire per partition; a quarter more intents are worked on at once (bounds memory)")
 	fs.DurationVar(&o.CommitInterval, "commit-interval", do.CommitInterval, "how often finished offsets are committed")
@@ -125,18 +131,9 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.SystemicProbeInterval, "systemic-probe-interval", do.SystemicProbeInterval, "while a systemic fault holds calls, how often one is tried")
 	fs.Float64Var(&o.RateLimit, "rate-limit", do.RateLimit, "WeChat Pay calls per second per merchant (0: unlimited); halved for a while on FREQUENCY_LIMITED")
 
-	fs.StringVar(&c.mchID, "mchid", "", "merchant id (商户号)")
-	fs.StringVar(&c.certSerial, "mch-cert-serial", "", "merchant API certificate serial number")
-	fs.StringVar(&c.keyFile, "mch-private-key-file", "", "PEM file of the merchant API private key")
-	fs.StringVar(&c.pubKeyID, "wechatpay-public-key-id", "", "WeChat Pay public key id (PUB_KEY_ID_…)")
-	fs.StringVar(&c.pubKeyFile, "wechatpay-public-key-file", "", "PEM file of the WeChat Pay public key")
-	fs.StringVar(&c.merchantsFile, "merchants-file", "", "JSON file of several merchants (replaces -mchid and its key flags); see README")
+	c.merchants.Register(fs)
 	fs.Var(newListFlag(&o.APIs, do.APIs, parseAPI), "allowed-apis", "APIs this deployment may call, comma-separated")
 	fs.StringVar(&c.allowedSubMchIDs, "allowed-sub-mchids", "", "sub-merchants -mchid may act for, comma-separated (empty: any)")
-	fs.StringVar(&c.baseURL, "wechatpay-base-url", d.baseURL, "WeChat Pay main domain")
-	fs.StringVar(&c.backupURL, "wechatpay-backup-url", d.backupURL, "WeChat Pay backup domain, tried on network failures")
-	fs.StringVar(&c.globalURL, "wechatpay-global-url", d.globalURL, "WeChat Pay cross-border domain (global_papay)")
-	fs.DurationVar(&c.wxTimeout, "wechatpay-timeout", d.wxTimeout, "timeout of one WeChat Pay HTTP call")
 
 	fs.BoolVar(&c.replay.enabled, "replay", false, "replay mode: reprocess a range of the request topic outside the group, then exit")
 	fs.StringVar(&c.replay.from, "replay-from", "", "replay: first timestamp (RFC 3339), inclusive")

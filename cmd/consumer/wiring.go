@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -15,10 +17,9 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
-	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/wxterm/wxterm/internal/consumer"
-	"github.com/wxterm/wxterm/internal/wxapi"
+	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
 // tlsConfig builds the TLS client configuration t describes, or nil when
@@ -115,81 +116,58 @@ func redisClient(c *config) (redis.UniversalClient, error) {
 	}), nil
 }
 
-// merchantsFile is the -merchants-file format.
-type merchantsFile struct {
-	Default   string `json:"default"`
-	Merchants []struct {
-		MchID          string   `json:"mchid"`
-		CertSerial     string   `json:"cert_serial"`
-		PrivateKeyFile string   `json:"private_key_file"`
-		PublicKeyID    string   `json:"public_key_id"`
-		PublicKeyFile  string   `json:"public_key_file"`
-		SubMchIDs      []string `json:"sub_mchids"`
-	} `json:"merchants"`
-}
-
-// merchants builds the WeChat Pay clients: from -merchants-file, or the one
-// merchant of the -mchid flags.
-func merchants(c *config) (map[string]consumer.Merchant, string, error) {
-	type spec struct {
-		mchID, serial, keyFile, pubID, pubFile string
-		subs                                   []string
+// buildMerchants builds the WeChat Pay clients: from -merchants-file, or the one
+// merchant of the -mchid flags. closeMerchants closes them.
+func buildMerchants(c *config) (map[string]consumer.Merchant, string, error) {
+	c.merchants.SubMchIDs = splitList(c.allowedSubMchIDs)
+	ms, def, err := c.merchants.Clients()
+	if err != nil {
+		return nil, "", err
 	}
-	var specs []spec
-	def := c.mchID
-	if c.merchantsFile != "" {
-		if c.mchID != "" {
-			return nil, "", errors.New("use either -merchants-file or -mchid, not both")
-		}
-		b, err := os.ReadFile(c.merchantsFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("-merchants-file: %w", err)
-		}
-		var f merchantsFile
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&f); err != nil {
-			return nil, "", fmt.Errorf("-merchants-file %s: %w", c.merchantsFile, err)
-		}
-		for _, m := range f.Merchants {
-			specs = append(specs, spec{m.MchID, m.CertSerial, m.PrivateKeyFile, m.PublicKeyID, m.PublicKeyFile, m.SubMchIDs})
-		}
-		def = f.Default
-		if def == "" && len(specs) == 1 {
-			def = specs[0].mchID
-		}
-	} else {
-		if c.mchID == "" || c.keyFile == "" || c.pubKeyFile == "" || c.certSerial == "" || c.pubKeyID == "" {
-			return nil, "", errors.New("WeChat Pay merchant settings missing: set -mchid, -mch-cert-serial, -mch-private-key-file, -wechatpay-public-key-id and -wechatpay-public-key-file, or -merchants-file (or run cmd/demo)")
-		}
-		specs = append(specs, spec{c.mchID, c.certSerial, c.keyFile, c.pubKeyID, c.pubKeyFile, splitList(c.allowedSubMchIDs)})
-	}
-	if len(specs) == 0 {
-		return nil, "", fmt.Errorf("-merchants-file %s lists no merchants", c.merchantsFile)
-	}
-	out := make(map[string]consumer.Merchant, len(specs))
-	for _, s := range specs {
-		if _, dup := out[s.mchID]; dup || s.mchID == "" {
-			return nil, "", fmt.Errorf("merchant %q is empty or listed twice", s.mchID)
-		}
-		key, err := utils.LoadPrivateKeyWithPath(s.keyFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("merchant %s: cannot load a private key from %s", s.mchID, s.keyFile) // never echo the key
-		}
-		pub, err := utils.LoadPublicKeyWithPath(s.pubFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("merchant %s: cannot load a public key from %s", s.mchID, s.pubFile)
-		}
-		client, err := wxapi.New(wxapi.Config{
-			MchID: s.mchID, CertSerial: s.serial, PrivateKey: key, PublicKeyID: s.pubID, PublicKey: pub,
-			BaseURL: c.baseURL, BackupURL: c.backupURL, GlobalBaseURL: c.globalURL, Timeout: c.wxTimeout,
-		})
-		if err != nil {
-			return nil, "", fmt.Errorf("merchant %s: %w", s.mchID, err)
-		}
-		out[s.mchID] = consumer.Merchant{Client: client, SubMchIDs: s.subs}
+	out := make(map[string]consumer.Merchant, len(ms))
+	for _, m := range ms {
+		out[m.MchID] = consumer.Merchant{Client: m.Client, SubMchIDs: m.SubMchIDs}
 	}
 	return out, def, nil
+}
+
+// closeMerchants stops the clients' certificate refreshes.
+func closeMerchants(ms map[string]consumer.Merchant) {
+	for _, m := range ms {
+		if c, ok := m.Client.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+}
+
+// The -redis-durability-check modes.
+const (
+	durabilityStrict = "strict" // refuse an evicting policy; warn when it cannot be read
+	durabilityWarn   = "warn"   // warn on both
+	durabilityOff    = "off"    // do not check
+)
+
+var durabilityModes = []string{durabilityStrict, durabilityWarn, durabilityOff}
+
+// checkDurability applies -redis-durability-check to store.CheckDurability:
+// an error refuses to start; a warning is logged and start-up goes on.
+func checkDurability(ctx context.Context, c *config, store *dedupe.Store, log *slog.Logger) error {
+	if c.redisDurability == durabilityOff {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := store.CheckDurability(cctx)
+	cancel()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, dedupe.ErrEvictionPolicy) && c.redisDurability == durabilityStrict:
+		return fmt.Errorf("redis %s may evict dedupe records, and with them the memory of calls to WeChat Pay: set maxmemory-policy noeviction (or -redis-durability-check=warn to start anyway): %w", c.redisAddrs, err)
+	case errors.Is(err, dedupe.ErrEvictionPolicy), errors.Is(err, dedupe.ErrDurabilityUnknown):
+		log.Warn("redis durability not confirmed: make sure maxmemory-policy is noeviction", "redis", c.redisAddrs, "err", err.Error())
+		return nil
+	}
+	return fmt.Errorf("redis %s: %w", c.redisAddrs, err)
 }
 
 func splitList(s string) []string {
