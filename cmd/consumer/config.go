@@ -11,6 +11,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/connflags"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/merchants"
 )
@@ -24,14 +25,12 @@ const envPrefix = "WXTERM"
 type config struct {
 	opts consumer.Options
 
-	kafkaTLS                       tlsFiles
+	kafkaTLS                       connflags.TLS
 	kafkaSASL, kafkaUser, kafkaPwd string
 
-	redisAddrs, redisUser, redisPwd string
-	redisDB                         int
-	redisTLS                        tlsFiles
-	dedupePrefix                    string
-	dedupeTTL, lease                time.Duration
+	redis            connflags.Redis
+	dedupePrefix     string
+	dedupeTTL, lease time.Duration
 
 	// redisDurability is what start-up does with the eviction policy
 	// check (durabilityStrict, durabilityWarn, durabilityOff).
@@ -53,7 +52,6 @@ func defaultConfig() config {
 	opts.Brokers = []string{"127.0.0.1:9092"}
 	return config{
 		opts:            opts,
-		redisAddrs:      "127.0.0.1:6379",
 		dedupePrefix:    "wxterm:contract:",
 		dedupeTTL:       30 * 24 * time.Hour,
 		lease:           30 * time.Second,
@@ -62,14 +60,6 @@ func defaultConfig() config {
 		logLevel:        "info",
 		logFormat:       "json",
 	}
-}
-
-// tlsFiles configures TLS to a server; enabled with no files means the
-// system roots and no client certificate.
-type tlsFiles struct {
-	enabled                   bool
-	caFile, certFile, keyFile string
-	serverName                string
 }
 
 // replayConfig selects a range of the request topic to reprocess outside
@@ -95,16 +85,12 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.RequestTopic, "request-topic", do.RequestTopic, "topic of termination intents")
 	fs.StringVar(&o.ResultTopic, "result-topic", do.ResultTopic, "topic of result events")
 	fs.StringVar(&o.DLQTopic, "dlq-topic", do.DLQTopic, "dead-letter topic for undecodable intents")
-	tlsFlags(fs, "kafka", &c.kafkaTLS)
+	c.kafkaTLS.Register(fs, "kafka")
 	fs.StringVar(&c.kafkaSASL, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
 	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
 	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
 
-	fs.StringVar(&c.redisAddrs, "redis-addrs", d.redisAddrs, "Redis address; several (comma-separated) mean a Redis Cluster")
-	fs.StringVar(&c.redisUser, "redis-username", "", "Redis ACL user")
-	fs.StringVar(&c.redisPwd, "redis-password", "", "Redis password (prefer the environment variable)")
-	fs.IntVar(&c.redisDB, "redis-db", 0, "Redis database (not with a Cluster)")
-	tlsFlags(fs, "redis", &c.redisTLS)
+	c.redis.Register(fs)
 	fs.StringVar(&c.dedupePrefix, "dedupe-prefix", d.dedupePrefix, "key prefix of the dedupe records")
 	fs.DurationVar(&c.dedupeTTL, "dedupe-ttl", d.dedupeTTL, "how long a dedupe record lives; keep it at least the request topic's retention")
 	fs.DurationVar(&c.lease, "lease", d.lease, "how long a claim on a contract stays exclusive without renewal")
@@ -190,14 +176,6 @@ func parseAPI(s string) (event.API, error) {
 		return "", fmt.Errorf("unknown api %q", s)
 	}
 	return event.API(s), nil
-}
-
-func tlsFlags(fs *flag.FlagSet, name string, t *tlsFiles) {
-	fs.BoolVar(&t.enabled, name+"-tls", false, "connect to "+name+" over TLS")
-	fs.StringVar(&t.caFile, name+"-tls-ca-file", "", "PEM CA bundle to verify "+name+" (empty: system roots)")
-	fs.StringVar(&t.certFile, name+"-tls-cert-file", "", "PEM client certificate for "+name+" (mutual TLS)")
-	fs.StringVar(&t.keyFile, name+"-tls-key-file", "", "PEM client key for "+name+" (mutual TLS)")
-	fs.StringVar(&t.serverName, name+"-tls-server-name", "", "server name to verify in "+name+"'s certificate (empty: the host dialled)")
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {

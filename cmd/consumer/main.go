@@ -111,7 +111,7 @@ func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
 	cancel()
 	if err != nil {
 		s.close()
-		return nil, fmt.Errorf("redis %s: %w", c.redisAddrs, err)
+		return nil, fmt.Errorf("redis %s: %w", c.redis.Addrs, err)
 	}
 	if err := checkDurability(ctx, c, store, log); err != nil {
 		s.close()

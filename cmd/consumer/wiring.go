@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -22,43 +19,10 @@ import (
 	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
-// tlsConfig builds the TLS client configuration t describes, or nil when
-// TLS is off.
-func (t tlsFiles) config(name string) (*tls.Config, error) {
-	if !t.enabled {
-		if t.caFile != "" || t.certFile != "" || t.keyFile != "" || t.serverName != "" {
-			return nil, fmt.Errorf("-%s-tls-* settings given but -%s-tls is off", name, name)
-		}
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.serverName}
-	if t.caFile != "" {
-		pem, err := os.ReadFile(t.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("-%s-tls-ca-file: %w", name, err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-%s-tls-ca-file %s: no PEM certificates", name, t.caFile)
-		}
-	}
-	if (t.certFile == "") != (t.keyFile == "") {
-		return nil, fmt.Errorf("-%s-tls-cert-file and -%s-tls-key-file go together", name, name)
-	}
-	if t.certFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("-%s-tls-cert-file/-key-file: cannot load the key pair", name) // never echo key material
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
-
 // kafkaSecurity builds the dialer (group and readers) and transport (writer)
 // for the configured TLS and SASL; both nil mean plain TCP.
 func kafkaSecurity(c *config) (*kafka.Dialer, kafka.RoundTripper, error) {
-	tlsCfg, err := c.kafkaTLS.config("kafka")
+	tlsCfg, err := c.kafkaTLS.Config("kafka")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,28 +57,7 @@ func kafkaSecurity(c *config) (*kafka.Dialer, kafka.RoundTripper, error) {
 }
 
 // redisClient dials Redis (a Cluster when several addresses are given).
-func redisClient(c *config) (redis.UniversalClient, error) {
-	tlsCfg, err := c.redisTLS.config("redis")
-	if err != nil {
-		return nil, err
-	}
-	addrs := strings.Split(c.redisAddrs, ",")
-	if len(addrs) > 1 && c.redisDB != 0 {
-		return nil, errors.New("-redis-db must be 0 with a Redis Cluster")
-	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: addrs, Username: c.redisUser, Password: c.redisPwd, DB: c.redisDB, TLSConfig: tlsCfg,
-		ContextTimeoutEnabled: true,
-		// A claim retried after a lost reply could look like someone else's;
-		// the dedupe store's owner tokens make a retry safe, so keep retries.
-		MaxRetries: 3,
-		// One dial attempt per try: the consumer retries store operations
-		// itself, with backoff and /readyz reporting the outage; go-redis's
-		// default of 5 dials 100 ms apart, under MaxRetries, kept a failing
-		// operation quiet for about 2.5 s after Redis went away.
-		DialerRetries: 1,
-	}), nil
-}
+func redisClient(c *config) (redis.UniversalClient, error) { return c.redis.Client() }
 
 // buildMerchants builds the WeChat Pay clients: from -merchants-file, or the one
 // merchant of the -mchid flags. closeMerchants closes them.
@@ -162,12 +105,12 @@ func checkDurability(ctx context.Context, c *config, store *dedupe.Store, log *s
 	case err == nil:
 		return nil
 	case errors.Is(err, dedupe.ErrEvictionPolicy) && c.redisDurability == durabilityStrict:
-		return fmt.Errorf("redis %s may evict dedupe records, and with them the memory of calls to WeChat Pay: set maxmemory-policy noeviction (or -redis-durability-check=warn to start anyway): %w", c.redisAddrs, err)
+		return fmt.Errorf("redis %s may evict dedupe records, and with them the memory of calls to WeChat Pay: set maxmemory-policy noeviction (or -redis-durability-check=warn to start anyway): %w", c.redis.Addrs, err)
 	case errors.Is(err, dedupe.ErrEvictionPolicy), errors.Is(err, dedupe.ErrDurabilityUnknown):
-		log.Warn("redis durability not confirmed: make sure maxmemory-policy is noeviction", "redis", c.redisAddrs, "err", err.Error())
+		log.Warn("redis durability not confirmed: make sure maxmemory-policy is noeviction", "redis", c.redis.Addrs, "err", err.Error())
 		return nil
 	}
-	return fmt.Errorf("redis %s: %w", c.redisAddrs, err)
+	return fmt.Errorf("redis %s: %w", c.redis.Addrs, err)
 }
 
 func splitList(s string) []string {
