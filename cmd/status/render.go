@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
 func writeJSON(w io.Writer, reports []report) error {
@@ -37,8 +39,11 @@ func writeTable(w io.Writer, reports []report) error {
 			continue
 		}
 		fmt.Fprintf(tw, "  state\t%s\n", r.State)
-		if r.LeaseUntil != nil {
+		switch {
+		case r.LeaseUntil != nil:
 			fmt.Fprintf(tw, "  lease\t%s\n", leaseText(r))
+		case r.State == dedupe.StateInFlight:
+			fmt.Fprintf(tw, "  lease\towner none (released): the next claim takes over and queries first\n")
 		}
 		fmt.Fprintf(tw, "  last request\t%s\n", r.LastRequestID)
 		fmt.Fprintf(tw, "  attempts\t%d\n", r.Attempts)
