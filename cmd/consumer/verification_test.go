@@ -312,3 +312,47 @@ func TestEvictingRedisRefusedAtStart(t *testing.T) {
 		})
 	}
 }
+
+// The chart's certificates render (scripts/helm.sh): the one merchant
+// verifies with platform certificates, its APIv3 key comes from the chart's
+// Secret as WXTERM_APIV3_KEY (never the ConfigMap), and no public key is
+// asked for; the default render says public_key and asks for no APIv3 key.
+func TestHelmVerificationMode(t *testing.T) {
+	for _, tc := range []struct {
+		render, mode string
+		apiv3        bool
+	}{
+		{"default", "public_key", false},
+		{"certificates", "certificates", true},
+	} {
+		t.Run(tc.render, func(t *testing.T) {
+			r := loadRender(t, tc.render)
+			for _, pc := range r.podContainers() {
+				env := r.containerEnv(t, pc.c)
+				if v := env["WXTERM_WECHATPAY_VERIFICATION"]; !v.literal || v.value != tc.mode {
+					t.Errorf("%s: WXTERM_WECHATPAY_VERIFICATION %+v; want %s", pc.owner, v, tc.mode)
+				}
+				key, ok := env["WXTERM_APIV3_KEY"]
+				if ok != tc.apiv3 {
+					t.Fatalf("%s: WXTERM_APIV3_KEY set: %v; want %v", pc.owner, ok, tc.apiv3)
+				}
+				if !tc.apiv3 {
+					continue
+				}
+				ref := key.secretRef
+				if ref == nil {
+					t.Fatalf("%s: WXTERM_APIV3_KEY from %s; want a secretKeyRef", pc.owner, key.source)
+				}
+				sec, ok := r.secrets[ref.Name]
+				if !ok || len(sec.Data[ref.Key]) != 32 {
+					t.Errorf("%s: WXTERM_APIV3_KEY refers to %s/%s; want the chart's Secret holding the 32-byte key", pc.owner, ref.Name, ref.Key)
+				}
+				for _, name := range []string{"WXTERM_WECHATPAY_PUBLIC_KEY_ID", "WXTERM_WECHATPAY_PUBLIC_KEY_FILE"} {
+					if _, ok := env[name]; ok {
+						t.Errorf("%s: got %s in certificates mode; want no public key", pc.owner, name)
+					}
+				}
+			}
+		})
+	}
+}
