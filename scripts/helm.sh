@@ -84,15 +84,20 @@ KUBE=$(kube_version)
 log "$("$HELM" version --short) (module $VERSION), Kubernetes $KUBE"
 start=$SECONDS
 mkdir -p "$OUT"
-rm -f "$OUT/default.yaml" "$OUT/all-on.yaml" # never leave a stale render for the Go test
+rm -f "$OUT/default.yaml" "$OUT/all-on.yaml" "$OUT/certificates.yaml" # never leave a stale render for the Go test
+# The one merchant verifying with platform certificates: the APIv3 key inline
+# (into the chart's Secret), no public key.
+CERTS=(--set merchant.verification=certificates --set merchant.apiv3Key.value=0123456789abcdef0123456789abcdef)
 
 "$HELM" lint --strict --kube-version "$KUBE" "$CHART"
 "$HELM" lint --strict --kube-version "$KUBE" "$CHART" -f "$ALLON"
+"$HELM" lint --strict --kube-version "$KUBE" "$CHART" "${CERTS[@]}"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$HELM" template wxterm "$CHART" --namespace wxterm --kube-version "$KUBE" >"$tmp/default.yaml"
 "$HELM" template wxterm "$CHART" --namespace wxterm --kube-version "$KUBE" -f "$ALLON" >"$tmp/all-on.yaml"
+"$HELM" template wxterm "$CHART" --namespace wxterm --kube-version "$KUBE" "${CERTS[@]}" >"$tmp/certificates.yaml"
 
 # Values the consumer could not run with fail rendering with a clear message.
 must_fail "grace period not above the shutdown timeout" "must be greater than config.shutdownTimeout" \
@@ -104,6 +109,8 @@ must_fail "merchant without keys" "merchant: set merchant.existingSecret" --set 
 must_fail "merchants file without its Secret" "merchants.existingSecret" --set merchants.enabled=true
 must_fail "SASL without credentials" "kafka.sasl.mechanism is set" --set kafka.sasl.mechanism=plain
 must_fail "replay without a range" "replay.enabled: set replay.from" --set replay.enabled=true
+must_fail "unknown verification mode" "merchant.verification \"sometimes\"" --set merchant.verification=sometimes
+must_fail "certificates without the APIv3 key" "needs the APIv3 key" --set merchant.verification=both
 
-mv "$tmp/default.yaml" "$tmp/all-on.yaml" "$OUT/"
-log "rendered $OUT/default.yaml and $OUT/all-on.yaml in $((SECONDS - start))s"
+mv "$tmp/default.yaml" "$tmp/all-on.yaml" "$tmp/certificates.yaml" "$OUT/"
+log "rendered $OUT/default.yaml, $OUT/all-on.yaml and $OUT/certificates.yaml in $((SECONDS - start))s"

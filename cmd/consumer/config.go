@@ -11,8 +11,9 @@ import (
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/connflags"
 	"github.com/wxterm/wxterm/internal/consumer"
-	"github.com/wxterm/wxterm/internal/wxapi"
+	"github.com/wxterm/wxterm/internal/merchants"
 )
 
 // envPrefix: every flag -some-name is also read from WXTERM_SOME_NAME.
@@ -24,21 +25,19 @@ const envPrefix = "WXTERM"
 type config struct {
 	opts consumer.Options
 
-	kafkaTLS                       tlsFiles
+	kafkaTLS                       connflags.TLS
 	kafkaSASL, kafkaUser, kafkaPwd string
 
-	redisAddrs, redisUser, redisPwd string
-	redisDB                         int
-	redisTLS                        tlsFiles
-	dedupePrefix                    string
-	dedupeTTL, lease                time.Duration
+	redis            connflags.Redis
+	dedupePrefix     string
+	dedupeTTL, lease time.Duration
 
-	mchID, certSerial, keyFile    string
-	pubKeyID, pubKeyFile          string
-	merchantsFile                 string
-	allowedSubMchIDs              string
-	baseURL, backupURL, globalURL string
-	wxTimeout                     time.Duration
+	// redisDurability is what start-up does with the eviction policy
+	// check (durabilityStrict, durabilityWarn, durabilityOff).
+	redisDurability string
+
+	merchants        merchants.Flags
+	allowedSubMchIDs string
 
 	replay replayConfig
 
@@ -47,32 +46,20 @@ type config struct {
 }
 
 // defaultConfig is every setting's default, written once: the consumer's
-// come from consumer.DefaultOptions, WeChat Pay's from wxapi.
+// come from consumer.DefaultOptions, WeChat Pay's from merchants.Flags.
 func defaultConfig() config {
 	opts := consumer.DefaultOptions()
 	opts.Brokers = []string{"127.0.0.1:9092"}
 	return config{
-		opts:         opts,
-		redisAddrs:   "127.0.0.1:6379",
-		dedupePrefix: "wxterm:contract:",
-		dedupeTTL:    30 * 24 * time.Hour,
-		lease:        30 * time.Second,
-		baseURL:      wxapi.DefaultBaseURL,
-		backupURL:    wxapi.DefaultBackupURL,
-		globalURL:    wxapi.DefaultGlobalBaseURL,
-		wxTimeout:    wxapi.DefaultTimeout,
-		httpAddr:     ":8080",
-		logLevel:     "info",
-		logFormat:    "json",
+		opts:            opts,
+		dedupePrefix:    "wxterm:contract:",
+		dedupeTTL:       30 * 24 * time.Hour,
+		lease:           30 * time.Second,
+		redisDurability: durabilityStrict,
+		httpAddr:        ":8080",
+		logLevel:        "info",
+		logFormat:       "json",
 	}
-}
-
-// tlsFiles configures TLS to a server; enabled with no files means the
-// system roots and no client certificate.
-type tlsFiles struct {
-	enabled                   bool
-	caFile, certFile, keyFile string
-	serverName                string
 }
 
 // replayConfig selects a range of the request topic to reprocess outside
@@ -98,19 +85,24 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.RequestTopic, "request-topic", do.RequestTopic, "topic of termination intents")
 	fs.StringVar(&o.ResultTopic, "result-topic", do.ResultTopic, "topic of result events")
 	fs.StringVar(&o.DLQTopic, "dlq-topic", do.DLQTopic, "dead-letter topic for undecodable intents")
-	tlsFlags(fs, "kafka", &c.kafkaTLS)
+	c.kafkaTLS.Register(fs, "kafka")
 	fs.StringVar(&c.kafkaSASL, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
 	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
 	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
 
-	fs.StringVar(&c.redisAddrs, "redis-addrs", d.redisAddrs, "Redis address; several (comma-separated) mean a Redis Cluster")
-	fs.StringVar(&c.redisUser, "redis-username", "", "Redis ACL user")
-	fs.StringVar(&c.redisPwd, "redis-password", "", "Redis password (prefer the environment variable)")
-	fs.IntVar(&c.redisDB, "redis-db", 0, "Redis database (not with a Cluster)")
-	tlsFlags(fs, "redis", &c.redisTLS)
+	c.redis.Register(fs)
 	fs.StringVar(&c.dedupePrefix, "dedupe-prefix", d.dedupePrefix, "key prefix of the dedupe records")
 	fs.DurationVar(&c.dedupeTTL, "dedupe-ttl", d.dedupeTTL, "how long a dedupe record lives; keep it at least the request topic's retention")
 	fs.DurationVar(&c.lease, "lease", d.lease, "how long a claim on a contract stays exclusive without renewal")
+	c.redisDurability = d.redisDurability
+	fs.Func("redis-durability-check", "start-up check of Redis's maxmemory-policy: strict (refuse an evicting policy, warn when it cannot be read), warn (warn on both) or off (default "+d.redisDurability+")",
+		func(s string) error {
+			if !slices.Contains(durabilityModes, s) {
+				return fmt.Errorf("want one of %s", strings.Join(durabilityModes, ", "))
+			}
+			c.redisDurability = s
+			return nil
+		})
 
 	fs.IntVar(&o.MaxInFlight, "max-in-flight", do.MaxInFlight, "WeChat Pay requests on the wire per partition; a quarter more intents are worked on at once (bounds memory)")
 	fs.DurationVar(&o.CommitInterval, "commit-interval", do.CommitInterval, "how often finished offsets are committed")
@@ -125,18 +117,9 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.SystemicProbeInterval, "systemic-probe-interval", do.SystemicProbeInterval, "while a systemic fault holds calls, how often one is tried")
 	fs.Float64Var(&o.RateLimit, "rate-limit", do.RateLimit, "WeChat Pay calls per second per merchant (0: unlimited); halved for a while on FREQUENCY_LIMITED")
 
-	fs.StringVar(&c.mchID, "mchid", "", "merchant id (商户号)")
-	fs.StringVar(&c.certSerial, "mch-cert-serial", "", "merchant API certificate serial number")
-	fs.StringVar(&c.keyFile, "mch-private-key-file", "", "PEM file of the merchant API private key")
-	fs.StringVar(&c.pubKeyID, "wechatpay-public-key-id", "", "WeChat Pay public key id (PUB_KEY_ID_…)")
-	fs.StringVar(&c.pubKeyFile, "wechatpay-public-key-file", "", "PEM file of the WeChat Pay public key")
-	fs.StringVar(&c.merchantsFile, "merchants-file", "", "JSON file of several merchants (replaces -mchid and its key flags); see README")
+	c.merchants.Register(fs)
 	fs.Var(newListFlag(&o.APIs, do.APIs, parseAPI), "allowed-apis", "APIs this deployment may call, comma-separated")
 	fs.StringVar(&c.allowedSubMchIDs, "allowed-sub-mchids", "", "sub-merchants -mchid may act for, comma-separated (empty: any)")
-	fs.StringVar(&c.baseURL, "wechatpay-base-url", d.baseURL, "WeChat Pay main domain")
-	fs.StringVar(&c.backupURL, "wechatpay-backup-url", d.backupURL, "WeChat Pay backup domain, tried on network failures")
-	fs.StringVar(&c.globalURL, "wechatpay-global-url", d.globalURL, "WeChat Pay cross-border domain (global_papay)")
-	fs.DurationVar(&c.wxTimeout, "wechatpay-timeout", d.wxTimeout, "timeout of one WeChat Pay HTTP call")
 
 	fs.BoolVar(&c.replay.enabled, "replay", false, "replay mode: reprocess a range of the request topic outside the group, then exit")
 	fs.StringVar(&c.replay.from, "replay-from", "", "replay: first timestamp (RFC 3339), inclusive")
@@ -193,14 +176,6 @@ func parseAPI(s string) (event.API, error) {
 		return "", fmt.Errorf("unknown api %q", s)
 	}
 	return event.API(s), nil
-}
-
-func tlsFlags(fs *flag.FlagSet, name string, t *tlsFiles) {
-	fs.BoolVar(&t.enabled, name+"-tls", false, "connect to "+name+" over TLS")
-	fs.StringVar(&t.caFile, name+"-tls-ca-file", "", "PEM CA bundle to verify "+name+" (empty: system roots)")
-	fs.StringVar(&t.certFile, name+"-tls-cert-file", "", "PEM client certificate for "+name+" (mutual TLS)")
-	fs.StringVar(&t.keyFile, name+"-tls-key-file", "", "PEM client key for "+name+" (mutual TLS)")
-	fs.StringVar(&t.serverName, name+"-tls-server-name", "", "server name to verify in "+name+"'s certificate (empty: the host dialled)")
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {

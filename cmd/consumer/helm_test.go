@@ -36,7 +36,7 @@ import (
 )
 
 // helmRenders are the files scripts/helm.sh writes, by name.
-var helmRenders = []string{"default", "all-on"}
+var helmRenders = []string{"default", "all-on", "certificates"}
 
 // helmRender is one `helm template` output, decoded.
 type helmRender struct {
@@ -280,7 +280,7 @@ func (r *helmRender) podContainers() []helmPodContainer {
 }
 
 // helmSecretFlags must never be set from a literal value or a ConfigMap.
-var helmSecretFlags = []string{"kafka-sasl-username", "kafka-sasl-password", "redis-password"}
+var helmSecretFlags = []string{"kafka-sasl-username", "kafka-sasl-password", "redis-password", "apiv3-key"}
 
 func TestHelmEnvIsConsumerFlags(t *testing.T) {
 	flags := helmFlagEnv()

@@ -100,17 +100,22 @@ func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
 		return nil, err
 	}
 	s := &service{log: log, close: func() { _ = rdb.Close() }}
-	if opts.Merchants, opts.DefaultMerchant, err = merchants(c); err != nil {
+	if opts.Merchants, opts.DefaultMerchant, err = buildMerchants(c); err != nil {
 		s.close()
 		return nil, err
 	}
+	s.close = func() { closeMerchants(opts.Merchants); _ = rdb.Close() }
 	store := dedupe.New(rdb, dedupe.Options{Prefix: c.dedupePrefix, TTL: c.dedupeTTL, Lease: c.lease})
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = store.Load(lctx)
 	cancel()
 	if err != nil {
 		s.close()
-		return nil, fmt.Errorf("redis %s: %w", c.redisAddrs, err)
+		return nil, fmt.Errorf("redis %s: %w", c.redis.Addrs, err)
+	}
+	if err := checkDurability(ctx, c, store, log); err != nil {
+		s.close()
+		return nil, err
 	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -298,7 +298,7 @@ func TestMerchantsFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ms, def, err := merchants(c)
+			ms, def, err := buildMerchants(c)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %v; want an error containing %q", err, tt.wantErr)

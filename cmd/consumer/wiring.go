@@ -1,12 +1,11 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
-	"os"
+	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -15,49 +14,15 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
-	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/wxterm/wxterm/internal/consumer"
-	"github.com/wxterm/wxterm/internal/wxapi"
+	"github.com/wxterm/wxterm/internal/dedupe"
 )
-
-// tlsConfig builds the TLS client configuration t describes, or nil when
-// TLS is off.
-func (t tlsFiles) config(name string) (*tls.Config, error) {
-	if !t.enabled {
-		if t.caFile != "" || t.certFile != "" || t.keyFile != "" || t.serverName != "" {
-			return nil, fmt.Errorf("-%s-tls-* settings given but -%s-tls is off", name, name)
-		}
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.serverName}
-	if t.caFile != "" {
-		pem, err := os.ReadFile(t.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("-%s-tls-ca-file: %w", name, err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-%s-tls-ca-file %s: no PEM certificates", name, t.caFile)
-		}
-	}
-	if (t.certFile == "") != (t.keyFile == "") {
-		return nil, fmt.Errorf("-%s-tls-cert-file and -%s-tls-key-file go together", name, name)
-	}
-	if t.certFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("-%s-tls-cert-file/-key-file: cannot load the key pair", name) // never echo key material
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
 
 // kafkaSecurity builds the dialer (group and readers) and transport (writer)
 // for the configured TLS and SASL; both nil mean plain TCP.
 func kafkaSecurity(c *config) (*kafka.Dialer, kafka.RoundTripper, error) {
-	tlsCfg, err := c.kafkaTLS.config("kafka")
+	tlsCfg, err := c.kafkaTLS.Config("kafka")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -92,104 +57,60 @@ func kafkaSecurity(c *config) (*kafka.Dialer, kafka.RoundTripper, error) {
 }
 
 // redisClient dials Redis (a Cluster when several addresses are given).
-func redisClient(c *config) (redis.UniversalClient, error) {
-	tlsCfg, err := c.redisTLS.config("redis")
+func redisClient(c *config) (redis.UniversalClient, error) { return c.redis.Client() }
+
+// buildMerchants builds the WeChat Pay clients: from -merchants-file, or the one
+// merchant of the -mchid flags. closeMerchants closes them.
+func buildMerchants(c *config) (map[string]consumer.Merchant, string, error) {
+	c.merchants.SubMchIDs = splitList(c.allowedSubMchIDs)
+	ms, def, err := c.merchants.Clients()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	addrs := strings.Split(c.redisAddrs, ",")
-	if len(addrs) > 1 && c.redisDB != 0 {
-		return nil, errors.New("-redis-db must be 0 with a Redis Cluster")
-	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: addrs, Username: c.redisUser, Password: c.redisPwd, DB: c.redisDB, TLSConfig: tlsCfg,
-		ContextTimeoutEnabled: true,
-		// A claim retried after a lost reply could look like someone else's;
-		// the dedupe store's owner tokens make a retry safe, so keep retries.
-		MaxRetries: 3,
-		// One dial attempt per try: the consumer retries store operations
-		// itself, with backoff and /readyz reporting the outage; go-redis's
-		// default of 5 dials 100 ms apart, under MaxRetries, kept a failing
-		// operation quiet for about 2.5 s after Redis went away.
-		DialerRetries: 1,
-	}), nil
-}
-
-// merchantsFile is the -merchants-file format.
-type merchantsFile struct {
-	Default   string `json:"default"`
-	Merchants []struct {
-		MchID          string   `json:"mchid"`
-		CertSerial     string   `json:"cert_serial"`
-		PrivateKeyFile string   `json:"private_key_file"`
-		PublicKeyID    string   `json:"public_key_id"`
-		PublicKeyFile  string   `json:"public_key_file"`
-		SubMchIDs      []string `json:"sub_mchids"`
-	} `json:"merchants"`
-}
-
-// merchants builds the WeChat Pay clients: from -merchants-file, or the one
-// merchant of the -mchid flags.
-func merchants(c *config) (map[string]consumer.Merchant, string, error) {
-	type spec struct {
-		mchID, serial, keyFile, pubID, pubFile string
-		subs                                   []string
-	}
-	var specs []spec
-	def := c.mchID
-	if c.merchantsFile != "" {
-		if c.mchID != "" {
-			return nil, "", errors.New("use either -merchants-file or -mchid, not both")
-		}
-		b, err := os.ReadFile(c.merchantsFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("-merchants-file: %w", err)
-		}
-		var f merchantsFile
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&f); err != nil {
-			return nil, "", fmt.Errorf("-merchants-file %s: %w", c.merchantsFile, err)
-		}
-		for _, m := range f.Merchants {
-			specs = append(specs, spec{m.MchID, m.CertSerial, m.PrivateKeyFile, m.PublicKeyID, m.PublicKeyFile, m.SubMchIDs})
-		}
-		def = f.Default
-		if def == "" && len(specs) == 1 {
-			def = specs[0].mchID
-		}
-	} else {
-		if c.mchID == "" || c.keyFile == "" || c.pubKeyFile == "" || c.certSerial == "" || c.pubKeyID == "" {
-			return nil, "", errors.New("WeChat Pay merchant settings missing: set -mchid, -mch-cert-serial, -mch-private-key-file, -wechatpay-public-key-id and -wechatpay-public-key-file, or -merchants-file (or run cmd/demo)")
-		}
-		specs = append(specs, spec{c.mchID, c.certSerial, c.keyFile, c.pubKeyID, c.pubKeyFile, splitList(c.allowedSubMchIDs)})
-	}
-	if len(specs) == 0 {
-		return nil, "", fmt.Errorf("-merchants-file %s lists no merchants", c.merchantsFile)
-	}
-	out := make(map[string]consumer.Merchant, len(specs))
-	for _, s := range specs {
-		if _, dup := out[s.mchID]; dup || s.mchID == "" {
-			return nil, "", fmt.Errorf("merchant %q is empty or listed twice", s.mchID)
-		}
-		key, err := utils.LoadPrivateKeyWithPath(s.keyFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("merchant %s: cannot load a private key from %s", s.mchID, s.keyFile) // never echo the key
-		}
-		pub, err := utils.LoadPublicKeyWithPath(s.pubFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("merchant %s: cannot load a public key from %s", s.mchID, s.pubFile)
-		}
-		client, err := wxapi.New(wxapi.Config{
-			MchID: s.mchID, CertSerial: s.serial, PrivateKey: key, PublicKeyID: s.pubID, PublicKey: pub,
-			BaseURL: c.baseURL, BackupURL: c.backupURL, GlobalBaseURL: c.globalURL, Timeout: c.wxTimeout,
-		})
-		if err != nil {
-			return nil, "", fmt.Errorf("merchant %s: %w", s.mchID, err)
-		}
-		out[s.mchID] = consumer.Merchant{Client: client, SubMchIDs: s.subs}
+	out := make(map[string]consumer.Merchant, len(ms))
+	for _, m := range ms {
+		out[m.MchID] = consumer.Merchant{Client: m.Client, SubMchIDs: m.SubMchIDs}
 	}
 	return out, def, nil
+}
+
+// closeMerchants stops the clients' certificate refreshes.
+func closeMerchants(ms map[string]consumer.Merchant) {
+	for _, m := range ms {
+		if c, ok := m.Client.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+}
+
+// The -redis-durability-check modes.
+const (
+	durabilityStrict = "strict" // refuse an evicting policy; warn when it cannot be read
+	durabilityWarn   = "warn"   // warn on both
+	durabilityOff    = "off"    // do not check
+)
+
+var durabilityModes = []string{durabilityStrict, durabilityWarn, durabilityOff}
+
+// checkDurability applies -redis-durability-check to store.CheckDurability:
+// an error refuses to start; a warning is logged and start-up goes on.
+func checkDurability(ctx context.Context, c *config, store *dedupe.Store, log *slog.Logger) error {
+	if c.redisDurability == durabilityOff {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := store.CheckDurability(cctx)
+	cancel()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, dedupe.ErrEvictionPolicy) && c.redisDurability == durabilityStrict:
+		return fmt.Errorf("redis %s may evict dedupe records, and with them the memory of calls to WeChat Pay: set maxmemory-policy noeviction (or -redis-durability-check=warn to start anyway): %w", c.redis.Addrs, err)
+	case errors.Is(err, dedupe.ErrEvictionPolicy), errors.Is(err, dedupe.ErrDurabilityUnknown):
+		log.Warn("redis durability not confirmed: make sure maxmemory-policy is noeviction", "redis", c.redis.Addrs, "err", err.Error())
+		return nil
+	}
+	return fmt.Errorf("redis %s: %w", c.redis.Addrs, err)
 }
 
 func splitList(s string) []string {

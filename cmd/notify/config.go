@@ -59,7 +59,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
 	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
 
-	fs.StringVar(&c.merchantsFile, "merchants-file", "", "JSON file of several merchants, the consumer's format with apiv3_key_file (and platform_cert_files) added; replaces -mchid and its key flags")
+	fs.StringVar(&c.merchantsFile, "merchants-file", "", "JSON file of several merchants, the format the consumer reads too (apiv3_key_file or apiv3_key_env, platform_cert_files); replaces -mchid and its key flags")
 	fs.StringVar(&c.mchID, "mchid", "", "merchant id (商户号)")
 	fs.StringVar(&c.pubKeyID, "wechatpay-public-key-id", "", "WeChat Pay public key id (PUB_KEY_ID_…)")
 	fs.StringVar(&c.pubKeyFile, "wechatpay-public-key-file", "", "PEM file of the WeChat Pay public key")

@@ -69,7 +69,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer, started liste
 	if err != nil {
 		return err
 	}
-	ms, err := merchants(c)
+	ms, err := loadMerchants(c)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
+	"github.com/wxterm/wxterm/internal/merchants"
 	"github.com/wxterm/wxterm/internal/notify"
 )
 
@@ -80,59 +79,34 @@ func kafkaTransport(c *config) (kafka.RoundTripper, error) {
 	return &kafka.Transport{TLS: tlsCfg, SASL: mech, DialTimeout: 10 * time.Second}, nil
 }
 
-// merchantsFile is the consumer's -merchants-file format with what the
-// endpoint needs added: apiv3_key_file and platform_cert_files. The fields
-// only the consumer uses are accepted and ignored, so both read one file.
-type merchantsFile struct {
-	Default   string `json:"default"`
-	Merchants []struct {
-		MchID             string   `json:"mchid"`
-		CertSerial        string   `json:"cert_serial"`      // the consumer's
-		PrivateKeyFile    string   `json:"private_key_file"` // the consumer's
-		PublicKeyID       string   `json:"public_key_id"`
-		PublicKeyFile     string   `json:"public_key_file"`
-		PlatformCertFiles []string `json:"platform_cert_files"`
-		APIv3KeyFile      string   `json:"apiv3_key_file"`
-		SubMchIDs         []string `json:"sub_mchids"` // the consumer's
-	} `json:"merchants"`
-}
-
 // merchantSpec is one merchant's verification settings, from the file or
 // the flags.
 type merchantSpec struct {
-	mchID, pubID, pubFile, apiV3File string
-	certFiles                        []string
+	mchID, pubID, pubFile string
+	certFiles             []string
+	apiV3                 merchants.Entry // reads the APIv3 key (file or environment)
 }
 
-// merchants loads every merchant's keys: from -merchants-file, or the one
+// loadMerchants loads every merchant's keys: from -merchants-file, or the one
 // merchant of the -mchid flags.
-func merchants(c *config) ([]notify.Merchant, error) {
+func loadMerchants(c *config) ([]notify.Merchant, error) {
 	var specs []merchantSpec
 	if c.merchantsFile != "" {
 		if c.mchID != "" {
 			return nil, errors.New("use either -merchants-file or -mchid, not both")
 		}
-		b, err := os.ReadFile(c.merchantsFile)
+		f, err := merchants.ReadFile(c.merchantsFile)
 		if err != nil {
-			return nil, fmt.Errorf("-merchants-file: %w", err)
-		}
-		var f merchantsFile
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&f); err != nil {
-			return nil, fmt.Errorf("-merchants-file %s: %w", c.merchantsFile, err)
+			return nil, err
 		}
 		for _, m := range f.Merchants {
-			specs = append(specs, merchantSpec{m.MchID, m.PublicKeyID, m.PublicKeyFile, m.APIv3KeyFile, m.PlatformCertFiles})
-		}
-		if len(specs) == 0 {
-			return nil, fmt.Errorf("-merchants-file %s lists no merchants", c.merchantsFile)
+			specs = append(specs, merchantSpec{m.MchID, m.PublicKeyID, m.PublicKeyFile, m.PlatformCertFiles, m})
 		}
 	} else {
 		if c.mchID == "" || c.apiV3KeyFile == "" {
 			return nil, errors.New("merchant settings missing: set -mchid, -apiv3-key-file and -wechatpay-public-key-id/-file or -wechatpay-platform-cert-files, or -merchants-file")
 		}
-		specs = append(specs, merchantSpec{c.mchID, c.pubKeyID, c.pubKeyFile, c.apiV3KeyFile, splitList(c.platformCertFiles)})
+		specs = append(specs, merchantSpec{c.mchID, c.pubKeyID, c.pubKeyFile, splitList(c.platformCertFiles), merchants.Entry{APIv3KeyFile: c.apiV3KeyFile}})
 	}
 	out := make([]notify.Merchant, 0, len(specs))
 	for _, s := range specs {
@@ -147,15 +121,12 @@ func merchants(c *config) ([]notify.Merchant, error) {
 
 func (s merchantSpec) load() (notify.Merchant, error) {
 	m := notify.Merchant{MchID: s.mchID}
-	if s.apiV3File == "" {
-		return m, errors.New("no APIv3 key file")
+	var err error
+	if m.APIv3Key, err = s.apiV3.APIv3Key(); err != nil {
+		return m, err
 	}
-	key, err := os.ReadFile(s.apiV3File)
-	if err != nil {
-		return m, fmt.Errorf("APIv3 key: %w", err)
-	}
-	if m.APIv3Key = strings.TrimSpace(string(key)); len(m.APIv3Key) != 32 {
-		return m, fmt.Errorf("APIv3 key in %s is not 32 bytes", s.apiV3File) // never echo the key
+	if m.APIv3Key == "" {
+		return m, errors.New("no APIv3 key (apiv3_key_file or apiv3_key_env)")
 	}
 	if (s.pubID == "") != (s.pubFile == "") {
 		return m, errors.New("a WeChat Pay public key needs both its id and its file")

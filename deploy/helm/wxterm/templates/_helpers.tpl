@@ -130,9 +130,24 @@ secret comes from an existingSecret).
 {{- end -}}
 {{- if and (not $v.merchants.enabled) (not $v.merchant.existingSecret) -}}
 {{- $_ := set $d "mch-private-key.pem" $v.merchant.privateKey -}}
+{{- if ne $v.merchant.verification "certificates" -}}
 {{- $_ := set $d "wechatpay-public-key.pem" $v.merchant.publicKey -}}
 {{- end -}}
+{{- end -}}
+{{- if and (include "wxterm.apiv3Key" .) (not $v.merchant.apiv3Key.existingSecret) -}}
+{{- $_ := set $d "apiv3-key" $v.merchant.apiv3Key.value -}}
+{{- end -}}
 {{- if $d }}{{ toYaml $d }}{{ end -}}
+{{- end -}}
+
+{{/* wxterm.apiv3Key: "true" when the one merchant's verification needs the APIv3 key. */}}
+{{- define "wxterm.apiv3Key" -}}
+{{- if and (not .Values.merchants.enabled) (ne .Values.merchant.verification "public_key") -}}true{{- end -}}
+{{- end -}}
+
+{{/* wxterm.publicKey: "true" when the one merchant's verification uses the public key. */}}
+{{- define "wxterm.publicKey" -}}
+{{- if ne .Values.merchant.verification "certificates" -}}true{{- end -}}
 {{- end -}}
 
 {{/* Mount points of the secret files. */}}
@@ -176,12 +191,25 @@ could not run with.
 {{- fail "merchants.enabled: merchants.fileKey is required" -}}
 {{- end -}}
 {{- else -}}
-{{- range $k := list "mchid" "certSerial" "publicKeyId" -}}
+{{- if not (has $v.merchant.verification (list "public_key" "certificates" "both")) -}}
+{{- fail (printf "merchant.verification %q: want public_key, certificates or both" $v.merchant.verification) -}}
+{{- end -}}
+{{- $required := list "mchid" "certSerial" -}}
+{{- if include "wxterm.publicKey" . -}}
+{{- $required = append $required "publicKeyId" -}}
+{{- end -}}
+{{- range $k := $required -}}
 {{- if not (get $v.merchant $k) -}}
 {{- fail (printf "merchant.%s is required (or enable merchants with a merchants file)" $k) -}}
 {{- end -}}
 {{- end -}}
-{{- if and (not $v.merchant.existingSecret) (not (and $v.merchant.privateKey $v.merchant.publicKey)) -}}
+{{- if and (include "wxterm.apiv3Key" .) (not $v.merchant.apiv3Key.existingSecret) (not $v.merchant.apiv3Key.value) -}}
+{{- fail (printf "merchant.verification %s needs the APIv3 key: set merchant.apiv3Key.existingSecret or merchant.apiv3Key.value" $v.merchant.verification) -}}
+{{- end -}}
+{{- if and $v.merchant.apiv3Key.existingSecret $v.merchant.apiv3Key.value -}}
+{{- fail "merchant.apiv3Key: set existingSecret or value, not both" -}}
+{{- end -}}
+{{- if and (not $v.merchant.existingSecret) (not (and $v.merchant.privateKey (or $v.merchant.publicKey (not (include "wxterm.publicKey" .))))) -}}
 {{- fail "merchant: set merchant.existingSecret (a Secret with the merchant private key and the WeChat Pay public key), or merchant.privateKey and merchant.publicKey" -}}
 {{- end -}}
 {{- if and $v.merchant.existingSecret (or $v.merchant.privateKey $v.merchant.publicKey) -}}
@@ -227,6 +255,8 @@ WXTERM_REDIS_DB: redis.db
 WXTERM_REDIS_TLS: redis.tls
 WXTERM_MCH: merchant
 WXTERM_WECHATPAY_PUBLIC_KEY: merchant
+WXTERM_WECHATPAY_VERIFICATION: merchant.verification
+WXTERM_APIV3_KEY: merchant.apiv3Key
 WXTERM_ALLOWED_SUB_MCHIDS: merchant.allowedSubMchids
 WXTERM_MERCHANTS_FILE: merchants
 WXTERM_REPLAY: replay
@@ -281,8 +311,11 @@ map (the ConfigMap's data).
 {{- $_ := set $s "WXTERM_MCHID" (include "wxterm.str" $v.merchant.mchid) -}}
 {{- $_ := set $s "WXTERM_MCH_CERT_SERIAL" $v.merchant.certSerial -}}
 {{- $_ := set $s "WXTERM_MCH_PRIVATE_KEY_FILE" (printf "%s/private-key.pem" (include "wxterm.merchantDir" .)) -}}
+{{- $_ := set $s "WXTERM_WECHATPAY_VERIFICATION" $v.merchant.verification -}}
+{{- if include "wxterm.publicKey" . -}}
 {{- $_ := set $s "WXTERM_WECHATPAY_PUBLIC_KEY_ID" $v.merchant.publicKeyId -}}
 {{- $_ := set $s "WXTERM_WECHATPAY_PUBLIC_KEY_FILE" (printf "%s/public-key.pem" (include "wxterm.merchantDir" .)) -}}
+{{- end -}}
 {{- if $v.merchant.allowedSubMchids -}}
 {{- $_ := set $s "WXTERM_ALLOWED_SUB_MCHIDS" (include "wxterm.str" $v.merchant.allowedSubMchids) -}}
 {{- end -}}
@@ -329,6 +362,13 @@ map (the ConfigMap's data).
       name: {{ $v.redis.auth.existingSecret | default $chartSecret }}
       key: {{ ternary $v.redis.auth.passwordKey "redis-password" (not (empty $v.redis.auth.existingSecret)) }}
 {{- end }}
+{{- if include "wxterm.apiv3Key" . }}
+- name: WXTERM_APIV3_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.merchant.apiv3Key.existingSecret | default $chartSecret }}
+      key: {{ ternary $v.merchant.apiv3Key.key "apiv3-key" (not (empty $v.merchant.apiv3Key.existingSecret)) }}
+{{- end }}
 {{- end -}}
 
 {{/* wxterm.volumes: the Secret volumes of the key and certificate files. */}}
@@ -347,8 +387,10 @@ map (the ConfigMap's data).
     items:
       - key: {{ ternary $v.merchant.privateKeyKey "mch-private-key.pem" (not (empty $v.merchant.existingSecret)) }}
         path: private-key.pem
+      {{- if include "wxterm.publicKey" . }}
       - key: {{ ternary $v.merchant.publicKeyKey "wechatpay-public-key.pem" (not (empty $v.merchant.existingSecret)) }}
         path: public-key.pem
+      {{- end }}
 {{- end }}
 {{- range $name, $tls := dict "kafka" $v.kafka.tls "redis" $v.redis.tls }}
 {{- if and $tls.enabled $tls.existingSecret (or $tls.caKey $tls.certKey) }}
