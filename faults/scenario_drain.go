@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
@@ -171,7 +172,8 @@ func (r *runCtx) waitSoleMember(ctx context.Context, d time.Duration) error {
 }
 
 // answeredAgain counts the requests with more result events than messages
-// published for them: an offset finished before and delivered again.
+// published for them, and the undecodable messages dead-lettered more than
+// once: offsets finished before and delivered again.
 func (r *runCtx) answeredAgain() int {
 	published := make(map[string]int)
 	byRaw := make(map[string]string)
@@ -190,10 +192,22 @@ func (r *runCtx) answeredAgain() int {
 			events[rec.res.RequestID]++
 		}
 	}
+	dead := make(map[string]int)
+	for _, rec := range r.col.dlq {
+		src := header(rec.msg.Headers, event.HeaderDLQSourcePartition) + "@" + header(rec.msg.Headers, event.HeaderDLQSourceOffset)
+		if dead[src]++; dead[src] == 2 {
+			r.notef("dead letter of %s repeated at %s", src, rec.at.Format("15:04:05.0"))
+		}
+	}
 	r.col.mu.Unlock()
 	n := 0
 	for id, e := range events {
 		if e > published[id] {
+			n++
+		}
+	}
+	for _, d := range dead {
+		if d > 1 {
 			n++
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,7 @@ type Consumer struct {
 	apis      map[event.API]bool
 
 	joined   atomic.Bool // a generation is running
+	leaving  atomic.Bool // Run is leaving the group
 	storeErr atomic.Pointer[error]
 }
 
@@ -119,7 +121,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		JoinGroupBackoff: time.Second,
 		Logger:           kafka.LoggerFunc(func(string, ...any) {}),
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			log.Warn("kafka group", "detail", fmt.Sprintf(msg, args...))
+			level := slog.LevelWarn
+			if c.leaving.Load() {
+				level = slog.LevelDebug // kafka-go's rejoin after our LeaveGroup fails by design
+			}
+			log.Log(context.Background(), level, "kafka group", "detail", fmt.Sprintf(msg, args...))
 		}),
 	})
 	if err != nil {
@@ -239,6 +245,7 @@ func (c *Consumer) heartbeat(g *generation) {
 // leaving when the generation ended during the drain); kafka-go's rejoin,
 // if any, then fails with UNKNOWN_MEMBER_ID and Close ends it.
 func (c *Consumer) leave(group *kafka.ConsumerGroup, g *generation) {
+	c.leaving.Store(true)
 	if g != nil {
 		<-g.drained
 		c.leaveGroup(g.gen)
