@@ -164,6 +164,7 @@ type outcome struct {
 	dur      time.Duration
 	problems []string
 	notes    []string
+	figs     []string // the scenario's own figures
 }
 
 func (o *outcome) ok() bool { return len(o.problems) == 0 }
@@ -174,7 +175,7 @@ var errTimeout = errors.New("timed out")
 // renderTable renders the results as a fixed-width table.
 func renderTable(results []*outcome) string {
 	var b strings.Builder
-	header := []string{"scenario", "intents", "msgs", "events", "dup ev", "failed", "DLQ", "max term", "2nd term", "late", "term calls", "max calls", ">1 call", "queries", "time", "result"}
+	header := []string{"scenario", "intents", "msgs", "events", "dup ev", "failed", "DLQ", "max term", "2nd term", "late", "term calls", "max calls", ">1 call", "queries", "time", "result", "figures"}
 	rows := [][]string{header}
 	for _, o := range results {
 		res := "PASS"
@@ -184,7 +185,7 @@ func renderTable(results []*outcome) string {
 		f := o.fig
 		rows = append(rows, []string{o.name, itoa(f.intents), itoa(f.msgs), itoa(f.events), itoa(f.dupEvents), itoa(f.failedEvents),
 			itoa(f.dlq), itoa(f.maxTerminations), itoa(f.refused), itoa(f.lateApplied), itoa(f.termCalls), itoa(f.maxCalls), itoa(f.multiCall), itoa(f.queries),
-			o.dur.Round(time.Second).String(), res})
+			o.dur.Round(time.Second).String(), res, strings.Join(o.figs, ", ")})
 	}
 	width := make([]int, len(header))
 	for _, r := range rows {
@@ -227,7 +228,7 @@ func renderReport(s *suite, results []*outcome, table, summary string) string {
 		"2nd term = terminate calls sent to a contract already known to be terminated, or without a query after an unanswered call (WeChat Pay refused them; must be 0); " +
 		"late = terminate calls refused because an earlier call of the same contract timed out, was applied by WeChat Pay after the caller gave up, and a query in between still found the contract effective (a race the caller resolves with a query; the contract is terminated once); term calls = terminate requests the simulator received; " +
 		"max calls / >1 call = most terminate requests for one contract and how many contracts got more than one (a request that failed before taking effect, e.g. an injected 5xx, is retried); " +
-		"queries = query requests.\n\n")
+		"queries = query requests; figures = what a scenario measures of its own.\n\n")
 	for _, o := range results {
 		res := "PASS"
 		if !o.ok() {

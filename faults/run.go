@@ -42,6 +42,7 @@ type runCtx struct {
 	marks     []mark    // when faults struck
 	doneNoted bool
 	notes     []string
+	figs      []string // the scenario's own figures, for the table
 	probs     *problems
 }
 
@@ -52,6 +53,9 @@ type mark struct {
 }
 
 func (r *runCtx) mark(what string) { r.marks = append(r.marks, mark{what, time.Now()}) }
+
+// figure adds a figure of the scenario's own to its row of the table.
+func (r *runCtx) figure(name, value string) { r.figs = append(r.figs, name+" "+value) }
 
 func (r *runCtx) notef(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -150,7 +154,7 @@ func (s *suite) runScenario(parent context.Context, idx int, sc scenario) *outco
 	}
 	r.stopConsumers()
 	o.fig = r.verify(vctx)
-	o.notes = r.notes
+	o.notes, o.figs = r.notes, r.figs
 	o.problems = r.probs.list()
 	o.dur = time.Since(start)
 	if !o.ok() {

@@ -24,6 +24,7 @@ func scenarios() []scenario {
 		{"kafka-restart", "the Kafka broker restarted mid-run", kafkaScenario},
 		{"wechat-30pct", "30% of WeChat Pay calls fail with 500, 503, 429, a timeout or a dropped connection; before the call takes effect for the first half of the run, after it for the second", wechatScenario},
 		{"sigterm", "SIGTERM to the consumer mid-run (graceful shutdown with work in flight), then a successor in the same group", sigtermScenario},
+		{"drain", "SIGTERM to one of two members with calls in flight at 1 s latency: it drains, releases its claims, commits and leaves, the other takes over at once", drainScenario},
 		{"group-churn", "three consumers in one group; one killed with kill -9 and one added mid-run", churnScenario},
 		{"dies-after-call", "workers die after their terminate call took effect but before recording it (kill -9 while WeChat holds the answer; and records left in flight by a dead owner that did call): the next owner must query, not call again", diesAfterCallScenario},
 		{"systemic-sign-error", "mid-run WeChat Pay answers every call 401 SIGN_ERROR for 10 s, then recovers", systemicScenario("sign_error")},

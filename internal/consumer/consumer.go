@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,7 @@ type Consumer struct {
 	instance string // prefix of this process's dedupe owner tokens
 	seq      atomic.Uint64
 	pub      *publisher
+	client   *kafka.Client // heartbeats while draining, LeaveGroup
 	gates    *gates
 	stats    Stats
 
@@ -42,6 +44,7 @@ type Consumer struct {
 	apis      map[event.API]bool
 
 	joined   atomic.Bool // a generation is running
+	leaving  atomic.Bool // Run is leaving the group
 	storeErr atomic.Pointer[error]
 }
 
@@ -73,6 +76,7 @@ func New(opts Options) (*Consumer, error) {
 		instance:  hex.EncodeToString(id[:]),
 		gates:     gs,
 		pub:       newPublisher(opts.Brokers, transport, 10*time.Second),
+		client:    &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: transport, Timeout: 10 * time.Second},
 	}, nil
 }
 
@@ -96,7 +100,11 @@ func (c *Consumer) Ready() error {
 }
 
 // Run consumes until ctx is done, then stops fetching, finishes or hands back
-// in-flight work within Options.ShutdownTimeout, commits and leaves the group.
+// in-flight work within Options.ShutdownTimeout, commits every partition and
+// leaves the group; it returns only then. The member stays in the group
+// while it drains: the generation is held open (kafka-go heartbeats while it
+// runs) and, should it end meanwhile because another member joined,
+// keepAlive heartbeats until the final commits are made.
 func (c *Consumer) Run(ctx context.Context) error {
 	log := c.opts.Logger
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
@@ -107,49 +115,169 @@ func (c *Consumer) Run(ctx context.Context) error {
 		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    c.opts.SessionTimeout,
 		HeartbeatInterval: c.opts.HeartbeatInterval,
-		RebalanceTimeout:  c.opts.ShutdownTimeout + 5*time.Second,
-		JoinGroupBackoff:  time.Second,
-		Logger:            kafka.LoggerFunc(func(string, ...any) {}),
+		// The coordinator waits this long for a draining member to rejoin;
+		// until then it accepts the member's heartbeats and commits.
+		RebalanceTimeout: c.opts.ShutdownTimeout + 5*time.Second,
+		JoinGroupBackoff: time.Second,
+		Logger:           kafka.LoggerFunc(func(string, ...any) {}),
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			log.Warn("kafka group", "detail", fmt.Sprintf(msg, args...))
+			level := slog.LevelWarn
+			if c.leaving.Load() {
+				level = slog.LevelDebug // kafka-go's rejoin after our LeaveGroup fails by design
+			}
+			log.Log(context.Background(), level, "kafka group", "detail", fmt.Sprintf(msg, args...))
 		}),
 	})
 	if err != nil {
 		return fmt.Errorf("consumer: join group %s: %w", c.opts.GroupID, err)
 	}
-	stopped := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-stopped:
-		}
-		// Closing the group ends the running generation, whose partitions
-		// then drain (bounded by ShutdownTimeout) before Close returns.
-		_ = group.Close()
-	}()
-	defer close(stopped)
+	var last *generation
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
-				c.joined.Store(false)
-				return nil
+				break
 			}
 			log.Warn("consumer group: next generation", "err", err)
 			if !sleep(ctx, time.Second) {
-				return nil
+				break
 			}
 			continue
 		}
 		c.joined.Store(true)
-		parts := gen.Assignments[c.opts.RequestTopic]
-		log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", len(parts))
-		commitMu := new(sync.Mutex) // see partition.commit
-		for _, pa := range parts {
-			p := c.newPartition(gen, pa.ID, pa.Offset, commitMu)
-			gen.Start(p.run)
+		last = c.startGeneration(ctx, gen)
+	}
+	c.joined.Store(false)
+	c.leave(group, last)
+	return nil
+}
+
+// generation is one kafka-go generation's partitions and what holds it open
+// while they drain on stop.
+type generation struct {
+	gen     *kafka.Generation
+	stop    context.Context // Run's: done when the consumer stops
+	pending sync.WaitGroup  // partitions not yet drained and committed
+	drained chan struct{}   // closed once pending is zero
+	release chan struct{}   // closed by leave: held routines return
+}
+
+// startGeneration starts a partition per assignment and the keeper that
+// keeps the member alive while they drain.
+func (c *Consumer) startGeneration(ctx context.Context, gen *kafka.Generation) *generation {
+	parts := gen.Assignments[c.opts.RequestTopic]
+	c.opts.Logger.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", len(parts))
+	g := &generation{gen: gen, stop: ctx, drained: make(chan struct{}), release: make(chan struct{})}
+	g.pending.Add(len(parts))
+	go func() { g.pending.Wait(); close(g.drained) }()
+	commitMu := new(sync.Mutex) // see partition.commit
+	for _, pa := range parts {
+		p := c.newPartition(g, pa.ID, pa.Offset, commitMu)
+		gen.Start(p.run)
+	}
+	gen.Start(func(genCtx context.Context) { c.keepAlive(g, genCtx) })
+	return g
+}
+
+// hold keeps a stopping generation open until leave released it: in
+// kafka-go a routine that returns ends the generation, which stops the
+// heartbeats and lets the group rejoin before the member left.
+func (g *generation) hold() {
+	if g.stop.Err() != nil {
+		<-g.release
+	}
+}
+
+// keepAlive runs for the whole generation. Once kafka-go stops heartbeating
+// (the generation ended: another member joined, or the coordinator moved)
+// while partitions still drain, it heartbeats with the old generation until
+// they are drained: without it a drain longer than the session timeout
+// loses the membership, and with it the final commits.
+func (c *Consumer) keepAlive(g *generation, genCtx context.Context) {
+	select {
+	case <-genCtx.Done():
+		c.heartbeat(g)
+	case <-g.stop.Done():
+		select {
+		case <-g.drained:
+		case <-genCtx.Done():
+			c.heartbeat(g)
 		}
 	}
+	g.hold()
+}
+
+// heartbeat heartbeats g's member until g's partitions are drained or the
+// coordinator no longer knows it. While the group prepares a rebalance the
+// coordinator answers REBALANCE_IN_PROGRESS, keeps the member's session
+// alive and accepts its commits with the old generation id.
+func (c *Consumer) heartbeat(g *generation) {
+	log := c.opts.Logger.With("generation", g.gen.ID)
+	t := time.NewTicker(c.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.drained:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.SessionTimeout/2)
+		res, err := c.client.Heartbeat(ctx, &kafka.HeartbeatRequest{
+			GroupID: g.gen.GroupID, GenerationID: g.gen.ID, MemberID: g.gen.MemberID})
+		cancel()
+		if err == nil {
+			err = res.Error
+		}
+		switch {
+		case err == nil, errors.Is(err, kafka.RebalanceInProgress):
+		case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration):
+			log.Warn("membership lost while draining; the final commits will be refused", "err", err)
+			return
+		default:
+			log.Warn("heartbeat while draining", "err", err)
+		}
+	}
+}
+
+// leave waits until the last generation's partitions drained and made
+// their final commits, leaves the group, then closes it. The member leaves
+// with its own LeaveGroup before kafka-go may rejoin (which it does before
+// leaving when the generation ended during the drain); kafka-go's rejoin,
+// if any, then fails with UNKNOWN_MEMBER_ID and Close ends it.
+func (c *Consumer) leave(group *kafka.ConsumerGroup, g *generation) {
+	c.leaving.Store(true)
+	if g != nil {
+		<-g.drained
+		c.leaveGroup(g.gen)
+	}
+	closed := make(chan struct{})
+	go func() { _ = group.Close(); close(closed) }()
+	if g != nil {
+		close(g.release)
+	}
+	<-closed
+}
+
+// leaveGroup sends LeaveGroup for gen's member, so the partitions move to
+// the other members at once instead of after a session timeout.
+func (c *Consumer) leaveGroup(gen *kafka.Generation) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := c.client.LeaveGroup(ctx, &kafka.LeaveGroupRequest{
+		GroupID: gen.GroupID, Members: []kafka.LeaveGroupRequestMember{{ID: gen.MemberID}}})
+	if err == nil {
+		err = res.Error
+	}
+	if err == nil {
+		for _, m := range res.Members {
+			err = errors.Join(err, m.Error)
+		}
+	}
+	if err != nil && !errors.Is(err, kafka.UnknownMemberId) {
+		c.opts.Logger.Warn("leave group", "member", gen.MemberID, "err", err)
+		return
+	}
+	c.opts.Logger.Info("left the group", "generation", gen.ID, "member", gen.MemberID)
 }
 
 // owner returns a dedupe owner token unique to one claim.

@@ -13,7 +13,7 @@ import (
 // generation ends.
 type partition struct {
 	*lanes
-	gen   *kafka.Generation
+	g     *generation
 	topic string
 	id    int
 	start int64
@@ -24,15 +24,24 @@ type partition struct {
 	committed int64
 }
 
-func (c *Consumer) newPartition(gen *kafka.Generation, id int, start int64, commitMu *sync.Mutex) *partition {
-	return &partition{lanes: c.newLanes(), gen: gen, topic: c.opts.RequestTopic, id: id, start: start,
+func (c *Consumer) newPartition(g *generation, id int, start int64, commitMu *sync.Mutex) *partition {
+	return &partition{lanes: c.newLanes(), g: g, topic: c.opts.RequestTopic, id: id, start: start,
 		commitMu: commitMu, committed: -1}
 }
 
-// run fetches until the generation ends, then drains. Work runs under its own
-// context so a revoked partition can still finish what it started; that
-// context is cancelled when the drain times out.
+// run works the partition, then, if the consumer is stopping, holds the
+// generation open until Run left the group (generation.hold).
 func (p *partition) run(genCtx context.Context) {
+	p.work(genCtx)
+	p.g.pending.Done()
+	p.g.hold()
+}
+
+// work fetches until the generation ends or the consumer stops, then drains
+// and makes the final commit. Work runs under its own context so a revoked
+// or stopping partition can still finish what it started; that context is
+// cancelled when the drain times out.
+func (p *partition) work(genCtx context.Context) {
 	log := p.c.opts.Logger.With("partition", p.id)
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   p.c.opts.Brokers,
@@ -59,23 +68,28 @@ func (p *partition) run(genCtx context.Context) {
 	defer cancelWork()
 	stopWorkers := p.startWorkers()
 	defer stopWorkers()
+	// Fetching stops when the generation ends or the consumer stops; the
+	// generation itself stays open while a stopping consumer drains.
+	fetchCtx, stopFetch := context.WithCancel(genCtx)
+	defer stopFetch()
+	defer context.AfterFunc(p.g.stop, stopFetch)()
 
 	commitDone := make(chan struct{})
-	go p.commitLoop(genCtx, commitDone)
+	go p.commitLoop(fetchCtx, commitDone)
 
 	for {
-		m, err := r.FetchMessage(genCtx)
+		m, err := r.FetchMessage(fetchCtx)
 		if err != nil {
-			if genCtx.Err() != nil {
+			if fetchCtx.Err() != nil {
 				break
 			}
 			log.Warn("fetch", "err", err)
-			if !sleep(genCtx, 200*time.Millisecond) {
+			if !sleep(fetchCtx, 200*time.Millisecond) {
 				break
 			}
 			continue
 		}
-		if p.admit(genCtx, workCtx, m) != nil {
+		if p.admit(fetchCtx, workCtx, m) != nil {
 			break // not dispatched, so not tracked: it is redelivered
 		}
 		p.c.consumed()
@@ -83,6 +97,7 @@ func (p *partition) run(genCtx context.Context) {
 	closeReader(r)
 
 	// Drain: let in-flight work finish, bounded, then hand back the rest.
+	inFlight := p.tracker.inFlight()
 	drained := p.drained()
 	select {
 	case <-drained:
@@ -92,7 +107,11 @@ func (p *partition) run(genCtx context.Context) {
 		<-drained
 	}
 	<-commitDone
-	p.commit(log) // final commit after the drain
+	if err := p.finalCommit(); err != nil {
+		log.Warn("final commit failed; the next owner re-reads from the last commit", "err", err)
+		return
+	}
+	log.Info("partition drained", "in_flight", inFlight, "committed", p.committed)
 }
 
 // closeReader closes r without letting a slow broker hold up the drain:
