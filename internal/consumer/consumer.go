@@ -103,7 +103,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ID:                c.opts.GroupID,
 		Brokers:           c.opts.Brokers,
 		Dialer:            c.opts.Dialer,
-		Topics:            []string{c.opts.RequestTopic},
+		Topics:            c.topics(), // notification.go
 		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    c.opts.SessionTimeout,
 		HeartbeatInterval: c.opts.HeartbeatInterval,
@@ -145,9 +145,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		parts := gen.Assignments[c.opts.RequestTopic]
 		log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", len(parts))
 		commitMu := new(sync.Mutex) // see partition.commit
-		for _, pa := range parts {
-			p := c.newPartition(gen, pa.ID, pa.Offset, commitMu)
-			gen.Start(p.run)
+		for _, topic := range c.topics() {
+			for _, pa := range gen.Assignments[topic] {
+				p := c.newPartition(gen, pa.ID, pa.Offset, commitMu)
+				p.topic = topic
+				gen.Start(p.run)
+			}
 		}
 	}
 }
