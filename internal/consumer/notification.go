@@ -71,6 +71,7 @@ func (c *Consumer) handleNotification(ctx context.Context, m kafka.Message) bool
 			continue
 		case t.Status == dedupe.TermAlreadyTerminated:
 			log.Info("notification absorbed by an earlier termination", "terminated_by", t.TerminatedBy)
+			c.duplicate()
 			return true
 		case !t.MustPublish():
 			c.duplicate()
