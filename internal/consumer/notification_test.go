@@ -192,7 +192,7 @@ func TestNotificationsRacingIntents(t *testing.T) {
 			defer wg.Done()
 			// Users act at spread times, so some find the contract
 			// terminated by the intent already.
-			time.Sleep(time.Duration(i%4) * 150 * time.Millisecond)
+			time.Sleep(time.Duration(i%6) * 250 * time.Millisecond)
 			tm, ok, err := r.sim.TerminateAndNotify(context.Background(), r.notifier, r.url, keys[i])
 			if err != nil {
 				t.Errorf("notify %s: %v", keys[i], err)
