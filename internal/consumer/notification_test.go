@@ -2,7 +2,9 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/wxterm/wxterm/internal/notify"
 	"github.com/wxterm/wxterm/internal/testenv"
 	"github.com/wxterm/wxterm/internal/wxsim"
+	"github.com/wxterm/wxterm/schemas"
 )
 
 // notifyRig is the notification path in front of a harness: the simulator's
@@ -287,4 +290,34 @@ func checkOneTermination(t *testing.T, store *dedupe.Store, events []event.Resul
 		}
 	}
 	t.Logf("%d contracts: %d terminated by their users first, %d by our call; %d distinct events", len(ins), users, ours, len(seen))
+}
+
+// The example result of a notification is what the consumer makes of the
+// example notification: the documented event_id, origin and contract.
+func TestNotificationResultMatchesTheExamples(t *testing.T) {
+	nb, err := fs.ReadFile(schemas.FS, "examples/notification-papay-terminate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := fs.ReadFile(schemas.FS, "examples/result-contract-terminated-notification.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := event.DecodeNotification(nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want event.Result
+	if err := json.Unmarshal(rb, &want); err != nil {
+		t.Fatal(err)
+	}
+	got := notificationResult(n, want.Source, want.OccurredAt)
+	gb, _ := json.Marshal(got)
+	wb, _ := json.Marshal(want)
+	if string(gb) != string(wb) {
+		t.Fatalf("got %s; want %s", gb, wb)
+	}
+	if err := event.ValidateResult(gb); err != nil {
+		t.Fatal(err)
+	}
 }
