@@ -49,9 +49,12 @@ type notification struct {
 func notifyScenario(ctx context.Context, r *runCtx) error {
 	s := r.s
 	r.w = &workload{byReq: map[string]*intent{}, byCode: map[string][]*intent{}} // the checks below replace the workload's
+	// The scenario's request topic (so the suite checks its commits), its
+	// own result and dead-letter topics (read by the checks below), and a
+	// notification topic.
 	base := strings.TrimSuffix(r.reqTopic, ".requested") + ".n"
-	reqT, resT, dlqT, ntfT := base+"-requested", base+"-results", base+"-dlq", base+"-notifications"
-	if err := s.createTopics(ctx, reqT, resT, dlqT, ntfT); err != nil {
+	reqT, resT, dlqT, ntfT := r.reqTopic, base+"-results", base+"-dlq", base+"-notifications"
+	if err := s.createTopics(ctx, resT, dlqT, ntfT); err != nil {
 		return err
 	}
 
@@ -141,15 +144,23 @@ func notifyScenario(ctx context.Context, r *runCtx) error {
 		return n
 	}
 
-	// Intents and users at once: the intents paced over about 3 s, each
-	// user at a random moment of the same 3 s.
+	// Intents and users at once: the intents paced over about 6 s; once the
+	// first are answered, each user at a random moment of the next 6 s.
 	pubErr := make(chan error, 1)
-	go func() { pubErr <- s.publish(ctx, reqT, msgs, 10, 100*time.Millisecond) }()
+	go func() { pubErr <- s.publish(ctx, reqT, msgs, 10, 200*time.Millisecond) }()
+	for answered() == 0 {
+		if err := r.crashed(); err != nil {
+			return err
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			return fmt.Errorf("%w waiting for a first answer", errTimeout)
+		}
+	}
 	var mu sync.Mutex
 	var notes []notification
 	var wg sync.WaitGroup
 	for i := range ins {
-		delay := time.Duration(r.rnd.IntN(3000)) * time.Millisecond
+		delay := time.Duration(r.rnd.IntN(6000)) * time.Millisecond
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -222,6 +233,7 @@ func notifyScenario(ctx context.Context, r *runCtx) error {
 		}
 	}
 	r.notef("all %d intents answered and every termination published, %.1fs into the scenario", notifyContracts, time.Since(r.start).Seconds())
+	r.checkNotificationsCommitted(ctx, ntfT)
 	if err := col.catchUp(ctx, 30*time.Second); err != nil {
 		r.probs.add("read back", "%v", err)
 	}
@@ -234,6 +246,32 @@ func notifyScenario(ctx context.Context, r *runCtx) error {
 	r.checkNotifications(ctx, store, col, ins, notes, sim)
 	r.notef("notification deliveries: %d (%d answered 503 and retried by WeChat Pay's schedule)", deliveries.Load(), refused.Load())
 	return nil
+}
+
+// checkNotificationsCommitted checks that the group committed the
+// notification topic to its end: every notification handled, none held.
+func (r *runCtx) checkNotificationsCommitted(ctx context.Context, topic string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ends, err := r.s.endOffsets(ctx, topic)
+		behind := 0
+		if err == nil {
+			com, cerr := r.s.committed(ctx, r.group, topic)
+			err = cerr
+			for p, end := range ends {
+				if com[p] < end && end > 0 {
+					behind++
+				}
+			}
+		}
+		if err == nil && behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) || !sleep(ctx, 250*time.Millisecond) {
+			r.probs.add("commit", "the group had not committed %d partitions of %s to their end (%v)", behind, topic, err)
+			return
+		}
+	}
 }
 
 // merchantMode is the raw mode in which api's notification reports a
