@@ -51,6 +51,12 @@ const (
 	TypeFailed     = "terminate-failed"
 )
 
+// Origins of a result: what told the consumer about the termination.
+const (
+	OriginIntent       = "intent"       // an intent on the request topic, answered by the consumer
+	OriginNotification = "notification" // WeChat Pay's termination notification (docs/notify.md)
+)
+
 // HeaderEventType is the Kafka header that carries a result's event type.
 const HeaderEventType = "event_type"
 
@@ -118,7 +124,10 @@ type Result struct {
 	Source            Source    `json:"source"`
 	Replayed          bool      `json:"replayed"`
 	AlreadyTerminated bool      `json:"already_terminated,omitempty"`
-	Contract          *Contract `json:"contract,omitempty"`
+	// Origin is OriginIntent or OriginNotification; absent in events
+	// written before it existed, which are all intents' answers.
+	Origin   string    `json:"origin,omitempty"`
+	Contract *Contract `json:"contract,omitempty"`
 
 	// Set on terminate-failed only.
 	Reason       string `json:"reason,omitempty"`
@@ -145,7 +154,7 @@ func Terminated(in Intent, src Source, c Contract, attempts int, already bool, a
 	return Result{
 		SchemaVersion: SchemaVersion, EventID: EventID(in.RequestID, in.OutContractCode, TypeTerminated), EventType: TypeTerminated,
 		RequestID: in.RequestID, OutContractCode: in.OutContractCode, API: in.API, MchID: in.MchID,
-		OccurredAt: at.UTC(), Attempts: attempts, Source: src, AlreadyTerminated: already, Contract: &c,
+		OccurredAt: at.UTC(), Attempts: attempts, Source: src, AlreadyTerminated: already, Origin: OriginIntent, Contract: &c,
 	}
 }
 
@@ -165,7 +174,7 @@ func Failed(requestID, outContractCode string, api API, mchID string, src Source
 	return Result{
 		SchemaVersion: SchemaVersion, EventID: EventID(requestID, outContractCode, TypeFailed), EventType: TypeFailed,
 		RequestID: requestID, OutContractCode: outContractCode, API: api, MchID: mchID,
-		OccurredAt: at.UTC(), Attempts: attempts, Source: src,
+		OccurredAt: at.UTC(), Attempts: attempts, Source: src, Origin: OriginIntent,
 		Reason: f.Reason, Retryable: &retry, ErrorCode: f.ErrorCode, ErrorMessage: f.ErrorMessage,
 		HTTPStatus: f.HTTPStatus, Detail: f.Detail,
 	}

@@ -31,6 +31,7 @@ func scenarios() []scenario {
 		{"systemic-bad-signature", "mid-run WeChat Pay's response signatures stop validating for 10 s (the calls take effect), then recover", systemicScenario("bad_signature")},
 		{"systemic-flaky", "mid-run for 10 s every WeChat Pay call is refused 401 SIGN_ERROR or times out, half each (a systemic fault seen through a flaky network), then recovers", systemicScenario("sign_error", "timeout")},
 		{"broken-merchant", "two merchants: one's every call refused 401 SIGN_ERROR beside the healthy one, then fixed: the healthy one's rate holds, the broken one's calls stay one per probe interval", brokenMerchantScenario},
+		{"notifications", "for every contract at once an intent and its user terminating it in WeChat, whose notification the simulator delivers on WeChat Pay's retry schedule (time-scaled; a quarter of deliveries refused 503); two consumers reading intents and notifications, each killed with kill -9 mid-run", notifyScenario},
 		{"replay", "after a run, replay (-replay -replay-reemit) the whole request topic while the live consumer keeps running; a dry run first", replayScenario},
 	}
 }

@@ -88,9 +88,27 @@ func (d *demo) examples() ([]demoMessage, error) {
 	})
 	// Not even JSON: dead-lettered.
 	out = append(out, demoMessage{what: "undecodable bytes", msg: kafka.Message{Key: []byte("DemoGarbage1"), Value: []byte("\x00not json")}, dead: true})
+	// The user terminates in WeChat; WeChat Pay's notification (run) becomes
+	// the result: no intent, no terminate call.
+	d.emb.sim.Seed(wxsim.Contract{API: wxapi.PapayDirect, OutContractCode: demoUserInWeChat, PlanID: "12535", DisplayName: "*伟"})
 	// The first example again: a duplicate, no call and no event.
 	out = append(out, demoMessage{what: "duplicate of the first example", msg: intentMessage(first)})
 	return out, nil
+}
+
+// demoUserInWeChat is the contract its user terminates in WeChat.
+const demoUserInWeChat = "DemoUserInWeChat1"
+
+// userTerminates has the simulator terminate demoUserInWeChat as its user
+// and deliver WeChat Pay's notification to the embedded endpoint; it
+// returns the request id of the result that must follow.
+func (d *demo) userTerminates(ctx context.Context) (string, error) {
+	tm, ok, err := d.emb.sim.TerminateAndNotify(ctx, d.emb.notifier, d.emb.notifyURL, demoUserInWeChat)
+	if !ok || err != nil {
+		return "", fmt.Errorf("demo: user termination of %s: terminated %v: %w", demoUserInWeChat, ok, err)
+	}
+	d.printf("  %-40s key=%s (%s %s, %d delivery)\n", "terminated by its user in WeChat", demoUserInWeChat, tm.EventType, tm.NotificationID, tm.Delivery.Attempts)
+	return event.Notification{ID: tm.NotificationID}.RequestID(), nil
 }
 
 func intentMessage(in event.Intent) kafka.Message {
@@ -130,6 +148,11 @@ func (d *demo) run(ctx context.Context) error {
 			return fmt.Errorf("demo: publish: %w", err)
 		}
 	}
+	req, err := d.userTerminates(ctx)
+	if err != nil {
+		return err
+	}
+	want[req] = true
 	d.printf("results from %s:\n", d.opts.ResultTopic)
 
 	results := make(chan kafka.Message)
@@ -199,6 +222,9 @@ func describe(r event.Result) string {
 		s := fmt.Sprintf("api=%s attempts=%d state=%s", r.API, r.Attempts, r.Contract.ContractState)
 		if r.AlreadyTerminated {
 			s += " already_terminated"
+		}
+		if r.Origin == event.OriginNotification {
+			s += " origin=notification termination_mode=" + r.Contract.TerminationMode
 		}
 		return s
 	}

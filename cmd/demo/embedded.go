@@ -8,10 +8,12 @@ import (
 	"strconv"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/notify"
 	"github.com/wxterm/wxterm/internal/wxapi"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
@@ -29,6 +31,14 @@ type embedded struct {
 	simURL    string
 	client    *wxapi.Client
 	mchID     string
+
+	// The notification endpoint (internal/notify, as cmd/notify runs it)
+	// and WeChat Pay's side of it: a user terminates in WeChat, the
+	// simulator notifies.
+	notifier  *wxsim.Notifier
+	notifyPub *notify.KafkaPublisher
+	notifySrv *httptest.Server
+	notifyURL string
 }
 
 // startEmbedded starts the stand-ins: Kafka on 127.0.0.1:kafkaPort (0: any)
@@ -46,6 +56,7 @@ func startEmbedded(kafkaPort int, topics consumer.Options, log *slog.Logger) (*e
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(8, topics.RequestTopic),
 		kfake.SeedTopics(8, topics.ResultTopic, topics.DLQTopic),
+		kfake.SeedTopics(8, topics.NotificationTopic),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			return net.Listen(network, net.JoinHostPort("127.0.0.1", strconv.Itoa(kafkaPort)))
 		}),
@@ -78,11 +89,42 @@ func startEmbedded(kafkaPort int, topics consumer.Options, log *slog.Logger) (*e
 		return nil, err
 	}
 	e.mchID = keys.MchID
+	if err := e.startNotify(keys, topics.NotificationTopic); err != nil {
+		return nil, err
+	}
 	ok = true
 	return e, nil
 }
 
+// startNotify serves the notification endpoint, writing to topic, and makes
+// the notifier that delivers to it on WeChat Pay's schedule, compressed.
+func (e *embedded) startNotify(keys *wxsim.Keys, topic string) error {
+	verify, err := notify.PublicKey(keys.PublicKeyID, &keys.PlatformKey.PublicKey)
+	if err != nil {
+		return err
+	}
+	e.notifyPub = notify.NewKafkaPublisher(e.brokers, topic, nil)
+	h, err := notify.New(notify.Options{
+		Merchants: []notify.Merchant{{MchID: keys.MchID, APIv3Key: keys.APIv3Key, Keys: verify}},
+		Publisher: e.notifyPub, Metrics: notify.NewMetrics(prometheus.NewRegistry()), Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	e.notifySrv = httptest.NewServer(h)
+	e.notifyURL = e.notifySrv.URL + notify.PathSingle
+	e.notifier, err = wxsim.NewNotifier(wxsim.NotifierOptions{PublicKeyID: keys.PublicKeyID, PlatformKey: keys.PlatformKey,
+		APIv3Key: keys.APIv3Key, TimeScale: 0.01})
+	return err
+}
+
 func (e *embedded) close() {
+	if e.notifySrv != nil {
+		e.notifySrv.Close()
+	}
+	if e.notifyPub != nil {
+		_ = e.notifyPub.Close()
+	}
 	if e.simSrv != nil {
 		e.simSrv.Close()
 	}

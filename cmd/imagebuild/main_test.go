@@ -106,6 +106,16 @@ func TestImage(t *testing.T) {
 		}
 	})
 
+	t.Run("commands", func(t *testing.T) {
+		// The notification endpoint and the redrive run from the same image
+		// (the Helm chart's notify Deployment runs /notify).
+		for _, n := range []string{"consumer", "producer", "notify", "redrive"} {
+			if f, ok := files[n]; !ok || f.hdr.Mode != 0o755 {
+				t.Errorf("/%s in the image: %v; want an executable", n, ok)
+			}
+		}
+	})
+
 	consumer := filepath.Join(t.TempDir(), "consumer")
 	t.Run("binary", func(t *testing.T) {
 		f, ok := files["consumer"]

@@ -45,6 +45,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	latency := fs.Duration("latency", 0, "latency added to every call")
 	autoCreate := fs.Bool("auto-create", true, "treat unknown contracts as effective ones")
 	pendingFor := fs.Duration("pending-for", 0, "leave papay contracts TERMINATE_PENDING this long after a terminate (0: terminate at once)")
+	notifyURL := fs.String("notify-url", "", "the notification endpoint (cmd/notify's http://host:port/v1/notify/<mchid>): enables POST "+wxsim.PathUserTerminate+"?key=K, which terminates K as its user and notifies there on WeChat Pay's schedule (empty: off)")
+	notifyScale := fs.Float64("notify-time-scale", 1, "multiplies WeChat Pay's notification retry schedule (15s, 15s, 30s, 3m, …); 0.01 compresses it a hundredfold")
 	signing := fs.String("signing", "public_key", "sign answers with the WeChat Pay public key (public_key) or the platform certificate (certificate)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("WXSIM")); err != nil {
 		return err
@@ -78,6 +80,14 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("-signing %q: want public_key or certificate", *signing)
 	}
 	sim := wxsim.New(opts)
+	if *notifyURL != "" {
+		n, err := wxsim.NewNotifier(wxsim.NotifierOptions{PublicKeyID: keys.PublicKeyID, PlatformKey: keys.PlatformKey,
+			APIv3Key: keys.APIv3Key, TimeScale: *notifyScale})
+		if err != nil {
+			return fmt.Errorf("-notify-url: %w", err)
+		}
+		sim.ServeUserTerminations(n, *notifyURL)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/", sim)

@@ -111,7 +111,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ID:                c.opts.GroupID,
 		Brokers:           c.opts.Brokers,
 		Dialer:            c.opts.Dialer,
-		Topics:            []string{c.opts.RequestTopic},
+		Topics:            c.topics(), // notification.go
 		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    c.opts.SessionTimeout,
 		HeartbeatInterval: c.opts.HeartbeatInterval,
@@ -165,15 +165,21 @@ type generation struct {
 // startGeneration starts a partition per assignment and the keeper that
 // keeps the member alive while they drain.
 func (c *Consumer) startGeneration(ctx context.Context, gen *kafka.Generation) *generation {
-	parts := gen.Assignments[c.opts.RequestTopic]
-	c.opts.Logger.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", len(parts))
+	n := 0
+	for _, topic := range c.topics() {
+		n += len(gen.Assignments[topic])
+	}
+	c.opts.Logger.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", n)
 	g := &generation{gen: gen, stop: ctx, drained: make(chan struct{}), release: make(chan struct{})}
-	g.pending.Add(len(parts))
+	g.pending.Add(n)
 	go func() { g.pending.Wait(); close(g.drained) }()
 	commitMu := new(sync.Mutex) // see partition.commit
-	for _, pa := range parts {
-		p := c.newPartition(g, pa.ID, pa.Offset, commitMu)
-		gen.Start(p.run)
+	for _, topic := range c.topics() {
+		for _, pa := range gen.Assignments[topic] {
+			p := c.newPartition(g, pa.ID, pa.Offset, commitMu)
+			p.topic = topic
+			gen.Start(p.run)
+		}
 	}
 	gen.Start(func(genCtx context.Context) { c.keepAlive(g, genCtx) })
 	return g

@@ -30,6 +30,9 @@ type intent struct {
 // finished; errLostClaim means start again from the claim; any other error
 // means ctx ended and the message stays unfinished.
 func (c *Consumer) handle(ctx context.Context, m kafka.Message, calls semaphore) bool {
+	if c.isNotification(m) {
+		return c.handleNotification(ctx, m) // notification.go
+	}
 	in, refusal := c.intake(m) // intake.go: decode, validate, allow
 	if refusal != nil {
 		return c.publish(ctx, *refusal) == nil // publish.go

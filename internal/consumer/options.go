@@ -25,6 +25,11 @@ type Options struct {
 	RequestTopic string             // default "contract-termination.requested"
 	ResultTopic  string             // default "contract-termination.results"
 	DLQTopic     string             // default "contract-termination.dlq"
+	// NotificationTopic is cmd/notify's topic of WeChat Pay's notifications
+	// (notification.go): the group reads it too and turns each termination
+	// into a result. Empty (the default): not read. The topic must exist:
+	// a missing one leaves the whole group without partitions.
+	NotificationTopic string
 
 	// MaxInFlight bounds the WeChat Pay calls in flight for one partition
 	// (the bound middleware, slots.go). A quarter more messages (plus one)
@@ -186,6 +191,9 @@ func (o *Options) validate() error {
 	}
 	if o.RequestTopic == o.ResultTopic || o.RequestTopic == o.DLQTopic {
 		errs = append(errs, errors.New("the request topic must differ from the result and dead-letter topics"))
+	}
+	if n := o.NotificationTopic; n != "" && (n == o.RequestTopic || n == o.ResultTopic || n == o.DLQTopic) {
+		errs = append(errs, errors.New("the notification topic must differ from the request, result and dead-letter topics"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("consumer: options: %w", err)
