@@ -278,6 +278,8 @@ map (the ConfigMap's data).
 {{- $_ := set $s "WXTERM_REQUEST_TOPIC" $v.kafka.requestTopic -}}
 {{- $_ := set $s "WXTERM_RESULT_TOPIC" $v.kafka.resultTopic -}}
 {{- $_ := set $s "WXTERM_DLQ_TOPIC" $v.kafka.dlqTopic -}}
+{{- /* The consumer reads what the notification endpoint writes only when the endpoint runs: the topic must exist. */ -}}
+{{- if $v.notify.enabled }}{{ $_ := set $s "WXTERM_NOTIFICATION_TOPIC" $v.notify.topic }}{{ end -}}
 {{- if $v.kafka.sasl.mechanism -}}
 {{- $_ := set $s "WXTERM_KAFKA_SASL_MECHANISM" $v.kafka.sasl.mechanism -}}
 {{- end -}}
