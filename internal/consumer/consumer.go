@@ -43,6 +43,7 @@ type Consumer struct {
 
 	joined   atomic.Bool // a generation is running
 	storeErr atomic.Pointer[error]
+	faults   outputFaults // publish.go: topics whose refusals hold a partition
 }
 
 // New checks opts and builds a Consumer. The caller owns opts.Store's client.
@@ -73,6 +74,7 @@ func New(opts Options) (*Consumer, error) {
 		instance:  hex.EncodeToString(id[:]),
 		gates:     gs,
 		pub:       newPublisher(opts.Brokers, transport, 10*time.Second),
+		faults:    outputFaults{gauge: opts.Metrics.OutputFault},
 	}, nil
 }
 
@@ -85,6 +87,9 @@ func (c *Consumer) Stats() *Stats { return &c.stats }
 func (c *Consumer) Ready() error {
 	if err := c.gates.err(); err != nil {
 		return fmt.Errorf("wechat pay calls held by a systemic fault: %w", err)
+	}
+	if err := c.faults.err(); err != nil {
+		return err
 	}
 	if p := c.storeErr.Load(); p != nil {
 		return fmt.Errorf("dedupe store unreachable: %w", *p)

@@ -19,6 +19,8 @@ type Metrics struct {
 	CommitLag    *prometheus.GaugeVec // partition
 	DeadLetters  prometheus.Counter
 	Systemic     prometheus.Gauge
+	OutputFault  prometheus.Gauge       // 1 while Kafka refuses output in a way that holds a partition
+	Reduced      *prometheus.CounterVec // topic: answers published in a reduced form
 }
 
 // NewMetrics creates the instruments and registers them with reg (nil: not
@@ -48,9 +50,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Messages sent to the dead-letter topic."}),
 		Systemic: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wxterm_systemic_fault",
 			Help: "1 while a systemic WeChat Pay fault holds all calls."}),
+		OutputFault: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wxterm_output_fault",
+			Help: "1 while Kafka refuses the consumer's output so that a partition is held: a configuration fault (authorization, missing topic) or a headers-only dead letter refused."}),
+		Reduced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxterm_outputs_reduced_total",
+			Help: "Answers Kafka refused in full (too large, invalid) and published in a reduced form, by the topic the reduced form went to."}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Stage, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic)
+		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Stage, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic, m.OutputFault, m.Reduced)
 	}
 	return m
 }

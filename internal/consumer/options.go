@@ -9,9 +9,11 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/tracing"
 )
 
 // Options configures a Consumer. The service binds its flags into it,
@@ -63,6 +65,13 @@ type Options struct {
 
 	Metrics *Metrics // default: unregistered instruments
 
+	// Tracer starts the spans of each intent (trace.go); default: off, the
+	// intent's trace context still passes through to its result's headers.
+	Tracer *tracing.Tracer
+	// CloudEventsSource is the ce_source of the result events; default
+	// event.CEDefaultSource.
+	CloudEventsSource string
+
 	Store  *dedupe.Store // required
 	Logger *slog.Logger  // default: discard
 	Now    func() time.Time
@@ -107,7 +116,8 @@ func DefaultOptions() Options {
 			Multiplier: 2,
 			Jitter:     0.5,
 		},
-		APIs: slices.Clone(event.APIs),
+		APIs:              slices.Clone(event.APIs),
+		CloudEventsSource: event.CEDefaultSource,
 	}
 }
 
@@ -142,6 +152,10 @@ func (o *Options) setDefaults() {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
+	if o.Tracer == nil {
+		o.Tracer = tracing.NewWithProvider(noop.NewTracerProvider())
+	}
+	orDefault(&o.CloudEventsSource, d.CloudEventsSource)
 }
 
 func orDefault[T comparable](v *T, def T) {
