@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/tracing"
 	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
@@ -200,4 +203,30 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// startTracing builds the tracer from the standard OTEL_* environment (off
+// by default) and makes s.close flush and stop it.
+func startTracing(ctx context.Context, s *service) (*tracing.Tracer, error) {
+	version := "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	t, err := tracing.New(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	closeRest := s.close
+	s.close = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := t.Shutdown(sctx); err != nil {
+			s.log.Warn("tracing shutdown", "err", err)
+		}
+		cancel()
+		closeRest()
+	}
+	if t.Enabled() {
+		s.log.Info("tracing: exporting spans over OTLP")
+	}
+	return t, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"time"
 
@@ -172,6 +173,9 @@ func (o *Options) validate() error {
 	}
 	if o.Store == nil {
 		errs = append(errs, errors.New("no dedupe store"))
+	}
+	if _, err := url.Parse(o.CloudEventsSource); err != nil {
+		errs = append(errs, fmt.Errorf("cloudevents source %q is not a URI-reference: %w", o.CloudEventsSource, err))
 	}
 	if len(o.Merchants) == 0 {
 		errs = append(errs, errors.New("no merchants"))
