@@ -13,9 +13,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/tracing"
+	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
 // readTopic reads n messages of a one-partition topic from its start.
@@ -149,3 +151,44 @@ func TestTraceFollowsTheIntentToItsResult(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTracingPerIntent measures what tracing adds to one intent: the
+// spans of handle (process, claim, one call attempt through the traceCall
+// middleware, store, publish) and the trace context injected into the
+// result's headers; off is the default no-op provider, on the SDK with a
+// batch processor and an exporter that discards, as in production.
+func BenchmarkTracingPerIntent(b *testing.B) {
+	msg := kafka.Message{Topic: "requests", Partition: 1, Offset: 7, Headers: []kafka.Header{
+		{Key: traceParent, Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}}
+	call := traceCall(opTerminate, func(context.Context, wxapi.Request) (*wxapi.Contract, error) { return nil, nil })
+	req := wxapi.Request{API: wxapi.PapayDirect, OutContractCode: "BENCH1"}
+	in := &intent{Intent: event.Intent{RequestID: "req-BENCH1", OutContractCode: "BENCH1"}}
+	run := func(b *testing.B, tr *tracing.Tracer) {
+		c := &Consumer{opts: Options{Tracer: tr}}
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, span := c.startProcess(context.Background(), msg)
+			_, s := tr.StartClaim(ctx, in.OutContractCode, in.RequestID)
+			tracing.End(s, nil)
+			_, _ = call(ctx, req)
+			_, s = tr.StartStore(ctx, "complete")
+			tracing.End(s, nil)
+			pctx, s := tr.StartPublish(ctx, "results")
+			_ = tr.Inject(pctx, []kafka.Header{{Key: event.HeaderEventType, Value: []byte(event.TypeTerminated)}})
+			tracing.End(s, nil)
+			endProcess(span, true)
+		}
+	}
+	b.Run("off", func(b *testing.B) { run(b, tracing.NewWithProvider(noop.NewTracerProvider())) })
+	b.Run("on", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		run(b, tracing.NewWithProvider(tp))
+	})
+}
+
+// discard is a span exporter that drops what it is given.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
