@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/testenv"
 )
 
 // setTopicConfig sets one configuration entry of topic on the broker.
@@ -220,5 +221,43 @@ func TestUnreadableStoredOutcomeIsDeadLettered(t *testing.T) {
 	}
 	if n := len(h.snapshot()); n != 1 {
 		t.Errorf("got %d result events; want 1 (the first, before the record was corrupted)", n)
+	}
+}
+
+// A configuration fault (here the result topic missing: UNKNOWN_TOPIC_OR_
+// PARTITION) holds the answer rather than skipping it: the consumer is
+// unready and says why, wxterm_output_fault is 1, and once the topic
+// exists the held result is published and the consumer is ready again.
+func TestResultTopicFaultHoldsUnreadyUntilFixed(t *testing.T) {
+	h := newHarness(t, harnessOpts{partitions: 1})
+	opts := h.options(0)
+	opts.Metrics = NewMetrics(nil)
+	opts.ResultTopic = testenv.Topic(t, "missing")
+	c, _ := h.start(opts)
+	in := newIntent(event.CreditRepayment, "NOTOPIC1")
+	seed(h.sim, in)
+	h.publish(in)
+	deadline := time.Now().Add(waitLong)
+	for c.Ready() == nil || !strings.Contains(c.Ready().Error(), opts.ResultTopic) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Ready: got %v; want the output fault naming %s", c.Ready(), opts.ResultTopic)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(opts.Metrics.OutputFault); got != 1 {
+		t.Errorf("wxterm_output_fault while held: got %v; want 1", got)
+	}
+	testenv.CreateTopics(t, h.brokers, 1, opts.ResultTopic)
+	m := h.readTopic(opts.ResultTopic, 1)[0]
+	var r event.Result
+	if err := json.Unmarshal(m.Value, &r); err != nil || r.RequestID != in.RequestID || r.EventType != event.TypeTerminated || r.Detail != "" {
+		t.Errorf("held result: got %s (%v); want %s's whole contract-terminated", m.Value, err, in.RequestID)
+	}
+	h.waitCommitted(opts.GroupID)
+	for c.Ready() != nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := c.Ready(); err != nil || testutil.ToFloat64(opts.Metrics.OutputFault) != 0 {
+		t.Errorf("after the topic was created: Ready %v, wxterm_output_fault %v; want ready and 0", err, testutil.ToFloat64(opts.Metrics.OutputFault))
 	}
 }
