@@ -10,6 +10,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/e2e"
 )
 
 // Sizes of the refused-result scenario: the result topic takes the suite's
@@ -35,10 +36,10 @@ func refusedScenario(ctx context.Context, r *runCtx) error {
 		return err
 	}
 	cl := &kafka.Client{Addr: kafka.TCP(r.s.cfg.kafka)}
-	if err := alterTopic(ctx, cl, r.resTopic, "max.message.bytes", refusedResultMaxBytes); err != nil {
+	if err := e2e.SetTopicConfig(ctx, cl, r.resTopic, "max.message.bytes", refusedResultMaxBytes); err != nil {
 		return err
 	}
-	if err := alterTopic(ctx, cl, r.dlqTopic, "max.message.bytes", refusedDLQMaxBytes); err != nil {
+	if err := e2e.SetTopicConfig(ctx, cl, r.dlqTopic, "max.message.bytes", refusedDLQMaxBytes); err != nil {
 		return err
 	}
 	big, junk := r.addOversized()
@@ -136,19 +137,4 @@ func (r *runCtx) addOversized() (big map[string]bool, junk map[string]bool) {
 	}
 	w.msgs = msgs
 	return big, junk
-}
-
-// alterTopic sets one configuration entry of topic.
-func alterTopic(ctx context.Context, cl *kafka.Client, topic, key, value string) error {
-	res, err := cl.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
-		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: key, Value: value, ConfigOperation: kafka.ConfigOperationSet}},
-	}}})
-	if err == nil && len(res.Resources) > 0 {
-		err = res.Resources[0].Error
-	}
-	if err != nil {
-		return fmt.Errorf("set %s=%s on %s: %w", key, value, topic, err)
-	}
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/e2e"
 	"github.com/wxterm/wxterm/internal/testenv"
 )
 
@@ -21,16 +22,8 @@ func setTopicConfig(t *testing.T, brokers []string, topic, key, value string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	res, err := cl.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
-		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: key, Value: value, ConfigOperation: kafka.ConfigOperationSet}},
-	}}})
-	if err == nil && len(res.Resources) > 0 {
-		err = res.Resources[0].Error
-	}
-	if err != nil {
-		t.Fatalf("set %s=%s on %s: %v", key, value, topic, err)
+	if err := e2e.SetTopicConfig(ctx, &kafka.Client{Addr: kafka.TCP(brokers...)}, topic, key, value); err != nil {
+		t.Fatal(err)
 	}
 }
 
