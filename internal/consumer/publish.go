@@ -51,11 +51,7 @@ func (c *Consumer) publish(ctx context.Context, o output) error {
 		if !errors.As(err, &rf) {
 			break
 		}
-		next, ok := c.reduce(o, msg, step, rf)
-		if !ok {
-			// Unreachable: a headers-only dead letter that is refused is held by write.
-			break
-		}
+		next := c.reduce(o, msg, step, rf) // write holds, never returns, a refused headers-only dead letter
 		c.opts.Logger.Error("kafka refused an answer: publishing a reduced form", "topic", msg.Topic,
 			"out_contract_code", string(msg.Key), "step", step, "err", rf.err)
 		c.opts.Metrics.Reduced.WithLabelValues(next.Topic).Inc()
@@ -231,15 +227,12 @@ const (
 //	             → headers-only dead letter
 //
 // A headers-only dead letter is never reduced further: write holds it.
-func (c *Consumer) reduce(o output, m kafka.Message, step int, rf *refusedError) (kafka.Message, bool) {
+func (c *Consumer) reduce(o output, m kafka.Message, step int, rf *refusedError) kafka.Message {
 	why := truncate(rf.err.Error(), maxReducedDetail)
-	if minimal(m) {
-		return kafka.Message{}, false
-	}
 	if o.result != nil && m.Topic == c.opts.ResultTopic && step == 0 {
 		r := reducedResult(*o.result, fmt.Sprintf("reduced: %s refused the full event: %s", m.Topic, why))
 		if b, err := json.Marshal(r); err == nil {
-			return kafka.Message{Topic: m.Topic, Key: m.Key, Value: b, Headers: c.resultHeadersKeepTrace(&r, m.Headers)}, true
+			return kafka.Message{Topic: m.Topic, Key: m.Key, Value: b, Headers: c.resultHeadersKeepTrace(&r, m.Headers)}
 		}
 	}
 	dl := kafka.Message{Topic: c.opts.DLQTopic, Headers: c.refusalHeaders(o, m, why)}
@@ -247,7 +240,7 @@ func (c *Consumer) reduce(o output, m kafka.Message, step int, rf *refusedError)
 		dl.Key = []byte(truncate(string(m.Key), maxReducedValue))
 		dl.Value = []byte(truncate(string(m.Value), maxReducedValue))
 	}
-	return dl, true
+	return dl
 }
 
 // resultHeadersKeepTrace rebuilds a result's headers for r, keeping the
