@@ -45,15 +45,17 @@ func (c *Consumer) publish(ctx context.Context, o output) error {
 	}
 	start := time.Now()
 	deadLettered := o.deadLetter != nil
+	final := false // msg is the ladder's last step: write holds it rather than refuse it
 	for step := 0; ; step++ {
-		err = c.write(ctx, msg)
+		err = c.write(ctx, msg, final)
 		var rf *refusedError
 		if !errors.As(err, &rf) {
 			break
 		}
-		next := c.reduce(o, msg, step, rf) // write holds, never returns, a refused headers-only dead letter
+		var next kafka.Message
+		next, final = c.reduce(o, msg, step, rf)
 		c.opts.Logger.Error("kafka refused an answer: publishing a reduced form", "topic", msg.Topic,
-			"out_contract_code", string(msg.Key), "step", step, "err", rf.err)
+			"key", truncate(string(msg.Key), 64), "step", step, "err", rf.err)
 		c.opts.Metrics.Reduced.WithLabelValues(next.Topic).Inc()
 		msg, deadLettered = next, next.Topic == c.opts.DLQTopic
 	}
@@ -125,10 +127,10 @@ func (c *Consumer) resultHeaders(r *event.Result) []kafka.Header {
 // write publishes m with RequiredAcks=all, retrying until Kafka acknowledges
 // it or ctx is done: the intent is not done until its answer is durable.
 // Kafka's answers are classified (refusalOf): a record it will never accept
-// comes back as a *refusedError for publish to reduce, unless m is already
-// a headers-only dead letter; a configuration fault, and such a dead letter,
-// hold the consumer unready while retrying.
-func (c *Consumer) write(ctx context.Context, m kafka.Message) error {
+// comes back as a *refusedError for publish to reduce, unless m is the
+// final, headers-only dead letter; a configuration fault, and a refused
+// final dead letter, hold the consumer unready while retrying.
+func (c *Consumer) write(ctx context.Context, m kafka.Message, final bool) error {
 	b := c.opts.Retry.backoff()
 	b.MaxElapsedTime = 0
 	held := false
@@ -146,7 +148,7 @@ func (c *Consumer) write(ctx context.Context, m kafka.Message) error {
 			return ctx.Err()
 		}
 		switch kind := refusalOf(err); {
-		case kind == refusedRecord && !minimal(m):
+		case kind == refusedRecord && !final:
 			return &refusedError{err: err}
 		case kind != transient:
 			c.faults.hold(m.Topic, err, !held)
@@ -226,21 +228,47 @@ const (
 //	dead letter: reduced dead letter (DLQ headers, key, a prefix of the value)
 //	             → headers-only dead letter
 //
-// A headers-only dead letter is never reduced further: write holds it.
-func (c *Consumer) reduce(o output, m kafka.Message, step int, rf *refusedError) kafka.Message {
+// A reduced dead letter always has a key (the original's, else one naming
+// its source), since a compacted topic refuses a record without one. The
+// headers-only dead letter is final: write holds it rather than refuse it.
+func (c *Consumer) reduce(o output, m kafka.Message, step int, rf *refusedError) (msg kafka.Message, final bool) {
 	why := truncate(rf.err.Error(), maxReducedDetail)
 	if o.result != nil && m.Topic == c.opts.ResultTopic && step == 0 {
 		r := reducedResult(*o.result, fmt.Sprintf("reduced: %s refused the full event: %s", m.Topic, why))
 		if b, err := json.Marshal(r); err == nil {
-			return kafka.Message{Topic: m.Topic, Key: m.Key, Value: b, Headers: c.resultHeadersKeepTrace(&r, m.Headers)}
+			return kafka.Message{Topic: m.Topic, Key: m.Key, Value: b, Headers: c.resultHeadersKeepTrace(&r, m.Headers)}, false
 		}
 	}
-	dl := kafka.Message{Topic: c.opts.DLQTopic, Headers: c.refusalHeaders(o, m, why)}
+	dl := kafka.Message{Topic: c.opts.DLQTopic, Headers: c.refusalHeaders(o, m, why), Key: deadLetterKey(o)}
 	if step == 0 && m.Topic == c.opts.DLQTopic {
-		dl.Key = []byte(truncate(string(m.Key), maxReducedValue))
+		if len(m.Key) > 0 {
+			dl.Key = []byte(truncate(string(m.Key), maxReducedValue))
+		}
 		dl.Value = []byte(truncate(string(m.Value), maxReducedValue))
+		return dl, false
 	}
-	return dl
+	return dl, true
+}
+
+// deadLetterKey keys a dead letter that lost its own key: the result's
+// contract, or where the message came from.
+func deadLetterKey(o output) []byte {
+	if o.result != nil {
+		return []byte(o.result.OutContractCode)
+	}
+	hs := o.deadLetter.Headers
+	return []byte(headerValue(hs, event.HeaderDLQSourceTopic) + "/" + headerValue(hs, event.HeaderDLQSourcePartition) +
+		"@" + headerValue(hs, event.HeaderDLQSourceOffset))
+}
+
+// headerValue is the first value of header key in hs, or "".
+func headerValue(hs []kafka.Header, key string) string {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // resultHeadersKeepTrace rebuilds a result's headers for r, keeping the
@@ -286,12 +314,6 @@ func (c *Consumer) refusalHeaders(o output, m kafka.Message, why string) []kafka
 		kafka.Header{Key: HeaderRefused, Value: []byte(why)},
 		kafka.Header{Key: HeaderRefusedTopic, Value: []byte(m.Topic)},
 	)
-}
-
-// minimal reports whether m is a headers-only dead letter, the last step of
-// the ladder.
-func minimal(m kafka.Message) bool {
-	return len(m.Value) == 0 && len(m.Key) == 0
 }
 
 // reducedResult is r without what can make it large: the contract keeps its

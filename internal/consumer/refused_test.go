@@ -50,15 +50,6 @@ func (h *harness) waitCommitted(group string) {
 	h.t.Fatalf("committed offset %d; want the partition's end %d", committed, end)
 }
 
-func headerOf(hs []kafka.Header, key string) string {
-	for _, x := range hs {
-		if x.Key == key {
-			return string(x.Value)
-		}
-	}
-	return ""
-}
-
 // Regression (issue 12 item 6): a dead letter larger than the dead-letter
 // topic's max.message.bytes was retried forever, so the partition's commits
 // froze and every later intent waited behind it. Now a reduced dead letter
@@ -88,14 +79,14 @@ func TestOversizedDeadLetterIsReduced(t *testing.T) {
 		event.HeaderDLQSourceTopic: h.requests, event.HeaderDLQSourcePartition: "0", event.HeaderDLQSourceOffset: "0",
 		HeaderRefusedTopic: h.dlq,
 	} {
-		if got := headerOf(dl.Headers, key); got != want {
+		if got := headerValue(dl.Headers, key); got != want {
 			t.Errorf("dead letter header %s: got %q; want %q", key, got, want)
 		}
 	}
-	if got := headerOf(dl.Headers, event.HeaderDLQError); got == "" {
+	if got := headerValue(dl.Headers, event.HeaderDLQError); got == "" {
 		t.Errorf("dead letter header %s: got none; want why the intent was refused", event.HeaderDLQError)
 	}
-	if got := headerOf(dl.Headers, HeaderRefused); !strings.Contains(got, "Message Size Too Large") {
+	if got := headerValue(dl.Headers, HeaderRefused); !strings.Contains(got, "Message Size Too Large") {
 		t.Errorf("dead letter header %s: got %q; want Kafka's refusal (message size too large)", HeaderRefused, got)
 	}
 	if len(dl.Value) == 0 || len(dl.Value) > maxReducedValue || !bytes.HasPrefix(junk, dl.Value) {
@@ -205,10 +196,10 @@ func TestUnreadableStoredOutcomeIsDeadLettered(t *testing.T) {
 		if err := json.Unmarshal(dl.Value, &got); err != nil || got.OutContractCode != in.OutContractCode {
 			t.Errorf("dead letter %d: got %s; want the intent", i, dl.Value)
 		}
-		if e := headerOf(dl.Headers, event.HeaderDLQError); !strings.Contains(e, "unreadable") {
+		if e := headerValue(dl.Headers, event.HeaderDLQError); !strings.Contains(e, "unreadable") {
 			t.Errorf("dead letter %d: error header %q; want the unreadable outcome named", i, e)
 		}
-		if off := headerOf(dl.Headers, event.HeaderDLQSourceOffset); off != strconv.Itoa(i+1) {
+		if off := headerValue(dl.Headers, event.HeaderDLQSourceOffset); off != strconv.Itoa(i+1) {
 			t.Errorf("dead letter %d: source offset %q; want %d", i, off, i+1)
 		}
 	}
@@ -252,5 +243,32 @@ func TestResultTopicFaultHoldsUnreadyUntilFixed(t *testing.T) {
 	}
 	if err := c.Ready(); err != nil || testutil.ToFloat64(opts.Metrics.OutputFault) != 0 {
 		t.Errorf("after the topic was created: Ready %v, wxterm_output_fault %v; want ready and 0", err, testutil.ToFloat64(opts.Metrics.OutputFault))
+	}
+}
+
+// Regression (issue 12 item 6): on a compacted dead-letter topic Kafka
+// refuses a record without a key (INVALID_RECORD), so a keyless
+// undecodable message's dead letter was retried forever. Its reduced dead
+// letter is keyed by where the message came from, and accepted. (The
+// in-process fake does not enforce the rule: this needs the real broker.)
+func TestKeylessDeadLetterOnACompactedTopic(t *testing.T) {
+	if !testenv.RealKafka() {
+		t.Skip("kfake accepts keyless records on a compacted topic; run with the real broker (make test)")
+	}
+	h := newHarness(t, harnessOpts{partitions: 1})
+	setTopicConfig(t, h.brokers, h.dlq, "cleanup.policy", "compact")
+	opts := h.options(0)
+	h.start(opts)
+	h.publishRaw(kafka.Message{Value: []byte(`{"no key and no intent":1}`)})
+	h.waitFor("the dead letter", waitLong, func(_ []event.Result, dead []kafka.Message) bool { return len(dead) >= 1 })
+	h.waitCommitted(opts.GroupID)
+	h.mu.Lock()
+	dl := h.dead[0]
+	h.mu.Unlock()
+	if want := h.requests + "/0@0"; string(dl.Key) != want || string(dl.Value) != `{"no key and no intent":1}` {
+		t.Errorf("dead letter: key %q value %q; want key %q and the message", dl.Key, dl.Value, want)
+	}
+	if got := headerValue(dl.Headers, HeaderRefused); !strings.Contains(got, "Invalid Record") {
+		t.Errorf("dead letter header %s: got %q; want Kafka's INVALID_RECORD", HeaderRefused, got)
 	}
 }

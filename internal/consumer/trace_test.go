@@ -57,7 +57,7 @@ func TestResultsCarryCloudEventsHeaders(t *testing.T) {
 		if err := event.ValidateResult(m.Value); err != nil {
 			t.Errorf("%s: body does not match the schema: %v", r.RequestID, err)
 		}
-		version := spec.WithPrefix("ce_").Version(headerOf(m.Headers, event.CEHeaderSpecVersion))
+		version := spec.WithPrefix("ce_").Version(headerValue(m.Headers, event.CEHeaderSpecVersion))
 		if version == nil {
 			t.Fatalf("%s: no supported ce_specversion in %v", r.RequestID, m.Headers)
 		}
@@ -84,7 +84,7 @@ func TestResultsCarryCloudEventsHeaders(t *testing.T) {
 			t.Errorf("%s: got %v; want id %s, type %s, source %s, subject %s, time %v, application/json",
 				r.RequestID, ev, r.EventID, wantType, opts.CloudEventsSource, r.OutContractCode, r.OccurredAt)
 		}
-		if got := headerOf(m.Headers, event.HeaderEventType); got != r.EventType {
+		if got := headerValue(m.Headers, event.HeaderEventType); got != r.EventType {
 			t.Errorf("%s: event_type header %q; want %q", r.RequestID, got, r.EventType)
 		}
 	}
@@ -112,7 +112,7 @@ func TestTraceFollowsTheIntentToItsResult(t *testing.T) {
 		Headers: []kafka.Header{{Key: traceParent, Value: []byte("00-" + traceID + "-" + parentID + "-01")}}})
 
 	res := h.readTopic(h.results, 1)[0]
-	tpHeader := headerOf(res.Headers, traceParent)
+	tpHeader := headerValue(res.Headers, traceParent)
 	if parts := strings.Split(tpHeader, "-"); len(parts) != 4 || parts[1] != traceID {
 		t.Fatalf("result traceparent %q; want trace id %s", tpHeader, traceID)
 	}
