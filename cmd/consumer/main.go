@@ -120,6 +120,10 @@ func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts.Store, opts.Logger, opts.Metrics = store, log, consumer.NewMetrics(s.reg)
+	if opts.Tracer, err = startTracing(ctx, s); err != nil { // wiring.go: off unless OTEL_* says so
+		s.close()
+		return nil, err
+	}
 	if s.cons, err = consumer.New(opts); err != nil {
 		s.close()
 		return nil, err

@@ -85,8 +85,8 @@ func runReplay(ctx context.Context, c *config, cons *consumer.Consumer, stdout i
 		if p.Done {
 			state = "replayed"
 		}
-		fmt.Fprintf(stdout, "%s %d/%d (%.0f%%): %d already answered (%d re-emitted), %d processed; %.1fs\n",
-			state, p.Read, p.Total, pct, p.Answered, p.Reemitted, p.Processed, time.Since(start).Seconds())
+		fmt.Fprintf(stdout, "%s %d/%d (%.0f%%): %d already answered (%d re-emitted, %d not re-emitted: nothing answers them, see the log), %d processed; %.1fs\n",
+			state, p.Read, p.Total, pct, p.Answered, p.Reemitted, p.Skipped, p.Processed, time.Since(start).Seconds())
 	}
 	sctx, cancel := signalContext(ctx)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/tracing"
 )
 
 // kafkaSecurity builds the dialer (group and readers) and transport (writer)
@@ -121,4 +123,30 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// startTracing builds the tracer from the standard OTEL_* environment (off
+// by default) and makes s.close flush and stop it.
+func startTracing(ctx context.Context, s *service) (*tracing.Tracer, error) {
+	version := "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	t, err := tracing.New(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	closeRest := s.close
+	s.close = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := t.Shutdown(sctx); err != nil {
+			s.log.Warn("tracing shutdown", "err", err)
+		}
+		cancel()
+		closeRest()
+	}
+	if t.Enabled() {
+		s.log.Info("tracing: exporting spans over OTLP")
+	}
+	return t, nil
 }

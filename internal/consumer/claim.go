@@ -63,16 +63,16 @@ func (c *Consumer) answerFromRecord(ctx context.Context, in *intent, cl dedupe.C
 	c.opts.Metrics.DedupeHits.WithLabelValues(hit).Inc()
 	var r event.Result
 	if err := json.Unmarshal(cl.Outcome, &r); err != nil {
-		return fmt.Errorf("stored outcome of %s unreadable: %w", in.OutContractCode, err)
+		return c.publish(ctx, c.unreadableOutcome(in, fmt.Errorf("stored outcome of %s unreadable: %w", in.OutContractCode, err)))
 	}
 	if cl.Status == dedupe.Done {
 		if r.OutContractCode != in.OutContractCode || r.RequestID != in.RequestID {
-			return fmt.Errorf("stored outcome of %s answers request %s, not %s", in.OutContractCode, r.RequestID, in.RequestID)
+			return c.publish(ctx, c.unreadableOutcome(in, fmt.Errorf("stored outcome of %s answers request %s, not %s", in.OutContractCode, r.RequestID, in.RequestID)))
 		}
 		return c.publish(ctx, output{result: &r, encoded: cl.Outcome, claimed: true})
 	}
 	if r.Contract == nil {
-		return fmt.Errorf("stored outcome of %s lacks the contract", in.OutContractCode)
+		return c.publish(ctx, c.unreadableOutcome(in, fmt.Errorf("stored outcome of %s lacks the contract", in.OutContractCode)))
 	}
 	t := event.Terminated(in.Intent, in.src, *r.Contract, 0, true, c.opts.Now())
 	return c.publish(ctx, output{result: &t, claimed: true})

@@ -49,7 +49,7 @@ type merchant struct {
 }
 
 func newMerchant(id string, m Merchant, lim *limiter, gs *gates, metrics *Metrics) *merchant {
-	rt := &merchant{id: id, limiter: lim, gates: gs, client: decorate(m.Client, measure(metrics.CallDuration))}
+	rt := &merchant{id: id, limiter: lim, gates: gs, client: decorate(m.Client, measure(metrics.CallDuration), traceCall)}
 	gs.add(id)
 	if len(m.SubMchIDs) > 0 {
 		rt.subs = make(map[string]bool)

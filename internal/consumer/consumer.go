@@ -46,6 +46,7 @@ type Consumer struct {
 	joined   atomic.Bool // a generation is running
 	leaving  atomic.Bool // Run is leaving the group
 	storeErr atomic.Pointer[error]
+	faults   outputFaults // publish.go: topics whose refusals hold a partition
 }
 
 // New checks opts and builds a Consumer. The caller owns opts.Store's client.
@@ -77,6 +78,7 @@ func New(opts Options) (*Consumer, error) {
 		gates:     gs,
 		pub:       newPublisher(opts.Brokers, transport, 10*time.Second),
 		client:    &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: transport, Timeout: 10 * time.Second},
+		faults:    outputFaults{gauge: opts.Metrics.OutputFault},
 	}, nil
 }
 
@@ -89,6 +91,9 @@ func (c *Consumer) Stats() *Stats { return &c.stats }
 func (c *Consumer) Ready() error {
 	if err := c.gates.err(); err != nil {
 		return fmt.Errorf("wechat pay calls held by a systemic fault: %w", err)
+	}
+	if err := c.faults.err(); err != nil {
+		return err
 	}
 	if p := c.storeErr.Load(); p != nil {
 		return fmt.Errorf("dedupe store unreachable: %w", *p)

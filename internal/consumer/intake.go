@@ -29,7 +29,9 @@ type intent struct {
 // Every stage below follows one convention: a nil error means the stage is
 // finished; errLostClaim means start again from the claim; any other error
 // means ctx ended and the message stays unfinished.
-func (c *Consumer) handle(ctx context.Context, m kafka.Message, calls semaphore) bool {
+func (c *Consumer) handle(ctx context.Context, m kafka.Message, calls semaphore) (finished bool) {
+	ctx, span := c.startProcess(ctx, m) // trace.go
+	defer func() { endProcess(span, finished) }()
 	if c.isNotification(m) {
 		return c.handleNotification(ctx, m) // notification.go
 	}
@@ -54,7 +56,7 @@ func (c *Consumer) handle(ctx context.Context, m kafka.Message, calls semaphore)
 // contract, answer from the record if it was answered before, else call
 // WeChat Pay under the claim, store the outcome and publish it.
 func (c *Consumer) resolve(ctx context.Context, in *intent, calls semaphore) error {
-	cl, owner, err := c.claim(ctx, in) // claim.go
+	cl, owner, err := c.tracedClaim(ctx, in) // claim.go, in a span (trace.go)
 	if err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func (c *Consumer) resolve(ctx context.Context, in *intent, calls semaphore) err
 	if err != nil {
 		return err
 	}
-	b, err := c.complete(ctx, in, owner, r) // claim.go: store before publishing
+	b, err := c.tracedComplete(ctx, in, owner, r) // claim.go: store before publishing
 	if err != nil {
 		return err
 	}

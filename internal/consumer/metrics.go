@@ -19,7 +19,9 @@ type Metrics struct {
 	CommitLag    *prometheus.GaugeVec // partition
 	DeadLetters  prometheus.Counter
 	Systemic     prometheus.Gauge
-	Held         *prometheus.GaugeVec // mchid, host
+	Held         *prometheus.GaugeVec   // mchid, host
+	OutputFault  prometheus.Gauge       // 1 while Kafka refuses output in a way that holds a partition
+	Reduced      *prometheus.CounterVec // topic: answers published in a reduced form
 }
 
 // NewMetrics creates the instruments and registers them with reg (nil: not
@@ -52,9 +54,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wxterm_held",
 			Help: "1 while a systemic fault (its signature refused, answers not validating against its keys, NO_AUTH across its contracts) holds a merchant's calls to a WeChat Pay host; 0 once it cleared."},
 			[]string{"mchid", "host"}),
+		OutputFault: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wxterm_output_fault",
+			Help: "1 while Kafka refuses the consumer's output so that a partition is held: a configuration fault (authorization, missing topic) or a headers-only dead letter refused."}),
+		Reduced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxterm_outputs_reduced_total",
+			Help: "Answers Kafka refused in full (too large, invalid) and published in a reduced form, by the topic the reduced form went to."}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Stage, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic, m.Held)
+		reg.MustRegister(m.Consumed, m.Outcomes, m.CallDuration, m.Stage, m.Retries, m.DedupeHits, m.InFlight, m.CommitLag, m.DeadLetters, m.Systemic, m.Held, m.OutputFault, m.Reduced)
 	}
 	return m
 }

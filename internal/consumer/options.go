@@ -4,14 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/tracing"
 )
 
 // Options configures a Consumer. The service binds its flags into it,
@@ -68,6 +71,13 @@ type Options struct {
 
 	Metrics *Metrics // default: unregistered instruments
 
+	// Tracer starts the spans of each intent (trace.go); default: off, the
+	// intent's trace context still passes through to its result's headers.
+	Tracer *tracing.Tracer
+	// CloudEventsSource is the ce_source of the result events; default
+	// event.CEDefaultSource.
+	CloudEventsSource string
+
 	Store  *dedupe.Store // required
 	Logger *slog.Logger  // default: discard
 	Now    func() time.Time
@@ -112,7 +122,8 @@ func DefaultOptions() Options {
 			Multiplier: 2,
 			Jitter:     0.5,
 		},
-		APIs: slices.Clone(event.APIs),
+		APIs:              slices.Clone(event.APIs),
+		CloudEventsSource: event.CEDefaultSource,
 	}
 }
 
@@ -147,6 +158,10 @@ func (o *Options) setDefaults() {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
+	if o.Tracer == nil {
+		o.Tracer = tracing.NewWithProvider(noop.NewTracerProvider())
+	}
+	orDefault(&o.CloudEventsSource, d.CloudEventsSource)
 }
 
 func orDefault[T comparable](v *T, def T) {
@@ -163,6 +178,9 @@ func (o *Options) validate() error {
 	}
 	if o.Store == nil {
 		errs = append(errs, errors.New("no dedupe store"))
+	}
+	if _, err := url.Parse(o.CloudEventsSource); err != nil {
+		errs = append(errs, fmt.Errorf("cloudevents source %q is not a URI-reference: %w", o.CloudEventsSource, err))
 	}
 	if len(o.Merchants) == 0 {
 		errs = append(errs, errors.New("no merchants"))

@@ -123,9 +123,18 @@ func (p *publisher) send(tp topicPartition, batch []*pendingMessage) {
 			p.stale(tp.topic)
 			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 		}
-		if err = p.produce(tp, batch); err == nil {
-			break
+		if err = p.produce(tp, batch); err == nil || refusalOf(err) != transient {
+			break // a refusal answers the same again
 		}
+	}
+	if err != nil && len(batch) > 1 && refusalOf(err) == refusedRecord {
+		// Kafka refuses the batch as a whole when one record is refused, or
+		// when together they exceed the topic's max.message.bytes: send
+		// each alone, so only a record that is itself refused fails.
+		for _, pm := range batch {
+			p.send(tp, []*pendingMessage{pm})
+		}
+		return
 	}
 	for _, pm := range batch {
 		pm.done <- err

@@ -119,3 +119,56 @@ func TestPublisherErrors(t *testing.T) {
 		t.Errorf("write after a cancelled one: %v", err)
 	}
 }
+
+// Regression (issue 12 item 6): the broker refuses a produce request whose
+// batch exceeds the topic's max.message.bytes even when each message alone
+// fits, and every message of the batch failed with MESSAGE_TOO_LARGE. The
+// publisher now sends the messages of a refused batch alone, so only a
+// message that is itself too large fails.
+func TestPublisherSplitsABatchTheTopicRefuses(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := testenv.Topic(t, "pubsplit")
+	testenv.CreateTopics(t, brokers, 1, topic)
+	setTopicConfig(t, brokers, topic, "max.message.bytes", "1000")
+	p := newPublisher(brokers, nil, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	value := make([]byte, 400) // one fits in 1000 bytes; three in one batch never do
+	var g errgroup.Group
+	const n = 30
+	for i := range n {
+		g.Go(func() error {
+			return p.write(ctx, kafka.Message{Topic: topic, Key: fmt.Appendf(nil, "k%d", i), Value: value})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("write of messages that each fit: %v", err)
+	}
+	err := p.write(ctx, kafka.Message{Topic: topic, Key: []byte("big"), Value: make([]byte, 2000)})
+	if refusalOf(err) != refusedRecord {
+		t.Errorf("write of a message too large: got %v; want MESSAGE_TOO_LARGE, a refused record", err)
+	}
+}
+
+func TestRefusalOf(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want refusal
+	}{
+		{fmt.Errorf("produce to t/0: %w", kafka.MessageSizeTooLarge), refusedRecord},
+		{fmt.Errorf("produce to t/0: record 0 of 1: %w", kafka.InvalidRecord), refusedRecord},
+		{kafka.RecordListTooLarge, refusedRecord},
+		{fmt.Errorf("metadata of t: %w", kafka.TopicAuthorizationFailed), configFault},
+		{kafka.ClusterAuthorizationFailed, configFault},
+		{fmt.Errorf("metadata of t: %w", kafka.UnknownTopicOrPartition), configFault},
+		{kafka.NotLeaderForPartition, transient},
+		{kafka.NotEnoughReplicas, transient},
+		{kafka.RequestTimedOut, transient},
+		{errors.New("dial tcp: connection refused"), transient},
+		{context.DeadlineExceeded, transient},
+	} {
+		if got := refusalOf(tc.err); got != tc.want {
+			t.Errorf("refusalOf(%v): got %d; want %d", tc.err, got, tc.want)
+		}
+	}
+}

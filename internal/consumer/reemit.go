@@ -14,21 +14,40 @@ import (
 	"github.com/wxterm/wxterm/internal/dedupe"
 )
 
-// reemit publishes the stored answer to in again, marked replayed.
+// reemit publishes the stored answer to in again, marked replayed: the
+// request's own outcome (a failure stays that request's failure), else the
+// contract-terminated event derived from the contract's termination by
+// another request or notification. A record that answers nothing for in
+// (expired, or its failure dropped beyond MaxFailures) or whose event
+// cannot be read is skipped and counted: one record never aborts the
+// partition's replay.
 func (rp *replayPartition) reemit(ctx context.Context, in event.Intent, m kafka.Message, rec dedupe.Record) error {
-	var r event.Result
-	if err := json.Unmarshal(rec.Outcome, &r); err != nil {
-		return fmt.Errorf("stored outcome of %s unreadable: %w", in.OutContractCode, err)
+	a, ok := rec.Answer(in.RequestID)
+	if !ok {
+		return rp.skip(in, "nothing stored answers the request", nil)
 	}
-	if r.RequestID != in.RequestID {
-		// Answered from another request's termination: derive its event.
+	var r event.Result
+	if err := json.Unmarshal(a.Event, &r); err != nil {
+		return rp.skip(in, "stored outcome unreadable", err)
+	}
+	if !a.Own {
 		if r.Contract == nil {
-			return fmt.Errorf("stored outcome of %s lacks the contract", in.OutContractCode)
+			return rp.skip(in, "stored termination lacks the contract", nil)
 		}
 		r = event.Terminated(in, event.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, *r.Contract, 0, true, rp.c.opts.Now())
+	} else if r.RequestID != in.RequestID || r.OutContractCode != in.OutContractCode {
+		return rp.skip(in, "stored outcome answers another request", fmt.Errorf("request %s of %s", r.RequestID, r.OutContractCode))
 	}
 	r.Replayed = true
 	return rp.publishReplayed(ctx, r)
+}
+
+// skip counts an answered intent whose answer cannot be re-emitted.
+func (rp *replayPartition) skip(in event.Intent, why string, err error) error {
+	rp.skipped.Add(1)
+	rp.c.opts.Logger.Warn("replay: not re-emitted: "+why, "request_id", in.RequestID,
+		"out_contract_code", in.OutContractCode, "err", err)
+	return nil
 }
 
 func (rp *replayPartition) reemitInvalid(ctx context.Context, m kafka.Message) error {

@@ -34,6 +34,10 @@ type ReplayProgress struct {
 	Read      int64 // messages read so far
 	Answered  int64 // already answered: skipped, or re-emitted with Reemit
 	Reemitted int64
+	// Skipped are answered intents a re-emit could not answer again (nothing
+	// stored answers the request any more, or its event is unreadable);
+	// each is logged.
+	Skipped   int64
 	Processed int64 // not answered before: taken through the normal path
 	Done      bool
 }
@@ -51,10 +55,10 @@ func (c *Consumer) Replay(ctx context.Context, ranges []PartitionRange, opts Rep
 	for _, r := range ranges {
 		total += r.Messages()
 	}
-	var read, answered, reemitted, processed atomic.Int64
+	var read, answered, reemitted, skipped, processed atomic.Int64
 	snapshot := func(done bool) ReplayProgress {
 		return ReplayProgress{Ranges: ranges, Total: total, Read: read.Load(), Answered: answered.Load(),
-			Reemitted: reemitted.Load(), Processed: processed.Load(), Done: done}
+			Reemitted: reemitted.Load(), Skipped: skipped.Load(), Processed: processed.Load(), Done: done}
 	}
 	stopProgress := make(chan struct{})
 	var progressWG sync.WaitGroup
@@ -84,7 +88,7 @@ func (c *Consumer) Replay(ctx context.Context, ranges []PartitionRange, opts Rep
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rp := &replayPartition{c: c, r: r, opts: opts, read: &read, answered: &answered, reemitted: &reemitted, processed: &processed}
+			rp := &replayPartition{c: c, r: r, opts: opts, read: &read, answered: &answered, reemitted: &reemitted, skipped: &skipped, processed: &processed}
 			if err := rp.run(ctx); err != nil {
 				errs <- fmt.Errorf("replay: partition %d: %w", r.Partition, err)
 			}
@@ -111,10 +115,10 @@ func (c *Consumer) Replay(ctx context.Context, ranges []PartitionRange, opts Rep
 }
 
 type replayPartition struct {
-	c                                    *Consumer
-	r                                    PartitionRange
-	opts                                 ReplayOptions
-	read, answered, reemitted, processed *atomic.Int64
+	c                                             *Consumer
+	r                                             PartitionRange
+	opts                                          ReplayOptions
+	read, answered, reemitted, skipped, processed *atomic.Int64
 }
 
 func (rp *replayPartition) run(ctx context.Context) error {

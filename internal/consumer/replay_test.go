@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/wxterm/wxterm/event"
 )
 
@@ -108,5 +110,86 @@ func TestReplay(t *testing.T) {
 		if !e.Replayed || first[e.RequestID] != e.EventID {
 			t.Errorf("re-emitted %+v: want replayed with the original event_id %s", e, first[e.RequestID])
 		}
+	}
+}
+
+// Regression (issue 12 item 4): a re-emit read the record's one outcome
+// slot, so it emitted another request's answer (or a contract-terminated
+// for a request that failed), or aborted the partition's replay with
+// "stored outcome lacks the contract". Now each request re-emits its own
+// outcome, a request answered from the contract's termination re-emits the
+// derived contract-terminated, and a request nothing answers is skipped and
+// counted.
+func TestReplayReemitsEachRequestsOwnOutcome(t *testing.T) {
+	h := newHarness(t, harnessOpts{partitions: 1})
+	before := time.Now().Add(-time.Second)
+	a := newIntent(event.CreditRepayment, "MISS1") // not seeded: not_found
+	b := a
+	b.RequestID = "req-MISS1-b"
+	c := newIntent(event.CreditRepayment, "TERM1")
+	seed(h.sim, c)
+	d := c
+	d.RequestID = "req-TERM1-d"
+	e := newIntent(event.CreditRepayment, "MISS2")
+	ins := []event.Intent{a, b, c, d, e}
+	opts := h.options(0)
+	cons, stop := h.start(opts)
+	for _, in := range ins {
+		h.publish(in) // one at a time: b after a, d after c
+		h.waitFor(in.RequestID, waitLong, func(ev []event.Result, _ []kafka.Message) bool {
+			return len(byRequest(ev)[in.RequestID]) == 1
+		})
+	}
+	h.settle(cons)
+	stop()
+	for _, in := range ins {
+		if _, err := h.published(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// e's own failure is gone from its record (as beyond MaxFailures) while
+	// its published flag stays: nothing answers it.
+	if err := h.rdb.HDel(context.Background(), h.prefix+"{"+e.OutContractCode+"}", "o:"+e.RequestID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	first := byRequest(h.snapshot())
+	for _, in := range []event.Intent{a, b} {
+		if f := first[in.RequestID][0]; f.EventType != event.TypeFailed || f.Reason != event.ReasonNotFound {
+			t.Fatalf("%s: got %+v; want terminate-failed not_found", in.RequestID, f)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	r, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges, err := r.ResolveRange(ctx, ReplayRange{From: before})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Replay(ctx, ranges, ReplayOptions{Reemit: true})
+	if err != nil {
+		t.Fatalf("replay: %v; want the partition replayed to its end", err)
+	}
+	if got.Answered != 5 || got.Reemitted != 4 || got.Skipped != 1 || got.Processed != 0 {
+		t.Errorf("got %+v; want 5 answered, 4 re-emitted, 1 skipped", got)
+	}
+	all := h.waitEvents(len(ins)+4, waitLong)
+	again := byRequest(all[len(ins):])
+	for _, in := range []event.Intent{a, b, c} {
+		want := first[in.RequestID][0]
+		g := again[in.RequestID]
+		if len(g) != 1 || !g[0].Replayed || g[0].EventID != want.EventID || g[0].EventType != want.EventType || g[0].Reason != want.Reason {
+			t.Errorf("%s re-emitted: got %+v; want its own %s (%s) replayed", in.RequestID, g, want.EventType, want.Reason)
+		}
+	}
+	if g := again[d.RequestID]; len(g) != 1 || g[0].EventType != event.TypeTerminated || !g[0].AlreadyTerminated || !g[0].Replayed ||
+		g[0].EventID != event.EventID(d.RequestID, d.OutContractCode, event.TypeTerminated) {
+		t.Errorf("%s re-emitted: got %+v; want contract-terminated, already terminated, replayed", d.RequestID, g)
+	}
+	if g := again[e.RequestID]; len(g) != 0 {
+		t.Errorf("%s re-emitted: got %+v; want nothing (skipped)", e.RequestID, g)
 	}
 }
