@@ -34,9 +34,6 @@ func (m *sentMark) attempt(now time.Time) {
 
 // verdict is what call knows beyond its result.
 type verdict struct {
-	// sent: a terminate of ours may have reached WeChat Pay under this
-	// claim, so the claim must not be handed back.
-	sent bool
 	// unknown: the result is a failure whose effect no query settled (a call
 	// may have terminated the contract): it is stored as
 	// dedupe.KindUnknown, so the contract's next owner queries first.
@@ -73,7 +70,6 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 	// before terminating. pending: it is being terminated; query only.
 	unknown := takenOver || mark.sent()
 	pending := false
-	v.sent = mark.sent()
 	b := c.opts.Retry.backoff()
 	var last *wxapi.Error
 	for {
@@ -107,7 +103,6 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 			}
 		} else {
 			mark.attempt(c.opts.Now())
-			v.sent = true
 			ct, terr := client.Terminate(ctx, req)
 			switch {
 			case terr == nil && ct.Pending():

@@ -79,9 +79,13 @@ func (c *Consumer) answerFromRecord(ctx context.Context, in *intent, cl dedupe.C
 }
 
 // callClaimed runs the call policy (call.go) while this worker owns the
-// contract, keeping its lease alive. When the call does not finish it hands
-// the claim back, unless a call may be in flight: then the lease runs out
-// and the next owner queries first. mark carries this worker's own calls
+// contract, keeping its lease alive. When the call does not finish (ctx
+// ended: a shutdown, or a drain that timed out) it hands the claim back, so
+// the next owner takes over at once and queries first (Release leaves the
+// claim TakenOver), even if a call of ours may have reached WeChat Pay: the
+// call was abandoned with ctx, so waiting out the lease would only hold the
+// contract up to a lease longer (the partition, reassigned after a
+// rebalance, waited Busy for it). mark carries this worker's own calls
 // across claims it lost: after one may have been sent it queries first,
 // even when the record was lost and the claim answers Claimed.
 func (c *Consumer) callClaimed(ctx context.Context, in *intent, owner string, cl dedupe.Claim, calls semaphore, mark *sentMark) (event.Result, verdict, error) {
@@ -96,11 +100,9 @@ func (c *Consumer) callClaimed(ctx context.Context, in *intent, owner string, cl
 	if context.Cause(workCtx) == errLostClaim && ctx.Err() == nil {
 		return r, v, errLostClaim
 	}
-	if !v.sent {
-		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = c.opts.Store.Release(rctx, in.OutContractCode, owner)
-		cancel()
-	}
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = c.opts.Store.Release(rctx, in.OutContractCode, owner)
+	cancel()
 	return r, v, err
 }
 
