@@ -17,7 +17,7 @@ import (
 
 // documentedPendingFor is how long the scenario's papay contracts stay
 // TERMINATE_PENDING after our terminate.
-const documentedPendingFor = 2 * time.Second
+const documentedPendingFor = time.Second
 
 // simSwaps holds, per scenario run, what puts the suite's shared simulator
 // and proxy back once verify has read the scenario's own.

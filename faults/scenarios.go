@@ -29,7 +29,7 @@ func scenarios() []scenario {
 		{"systemic-sign-error", "mid-run WeChat Pay answers every call 401 SIGN_ERROR for 10 s, then recovers", systemicScenario("sign_error")},
 		{"systemic-bad-signature", "mid-run WeChat Pay's response signatures stop validating for 10 s (the calls take effect), then recover", systemicScenario("bad_signature")},
 		{"systemic-flaky", "mid-run for 10 s every WeChat Pay call is refused 401 SIGN_ERROR or times out, half each (a systemic fault seen through a flaky network), then recovers", systemicScenario("sign_error", "timeout")},
-		{"documented", "WeChat Pay as documented (papay TERMINATE_PENDING for 2 s, global 403 CONTRACT_NOT_EXIST), 3,000 intents over the four APIs with contracts that do not exist and contracts their user terminated before the run, 30% transient failures (after the call took effect from half way), kill -9 of the consumer three times", documentedScenario},
+		{"documented", "WeChat Pay as documented (papay TERMINATE_PENDING for 1 s, global 403 CONTRACT_NOT_EXIST), 3,000 intents over the four APIs with contracts that do not exist and contracts their user terminated before the run, 30% transient failures (after the call took effect from half way), kill -9 of the consumer three times", documentedScenario},
 		{"replay", "after a run, replay (-replay -replay-reemit) the whole request topic while the live consumer keeps running; a dry run first", replayScenario},
 	}
 }
