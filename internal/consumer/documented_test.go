@@ -212,13 +212,7 @@ func TestRecordLostMidCallQueriesFirst(t *testing.T) {
 		AfterApply: true, HangFor: time.Minute})
 	c, _ := h.start(h.options(30 * time.Second))
 	h.publish(in)
-	deadline := time.Now().Add(waitLong)
-	for h.sim.Terminations(key) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the terminate call never reached the simulator")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, "the terminate took effect", func() bool { return h.sim.Terminations(key) > 0 })
 	if err := h.rdb.Del(context.Background(), h.prefix+"{"+in.OutContractCode+"}").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -247,13 +241,7 @@ func TestAbandonedCallHandsTheClaimBack(t *testing.T) {
 	opts.ShutdownTimeout = 500 * time.Millisecond
 	_, stop := h.start(opts)
 	h.publish(in)
-	deadline := time.Now().Add(waitLong)
-	for h.sim.TerminateCalls(key) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the terminate call never reached the simulator")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, "the terminate call reached the simulator", func() bool { return h.sim.TerminateCalls(key) > 0 })
 	stop()
 	// Run may return before its lanes end (issue 12 item 1): read the record
 	// once the claim is handed back, or after a bound.
@@ -273,5 +261,15 @@ func TestAbandonedCallHandsTheClaimBack(t *testing.T) {
 	}
 	if n := h.sim.Terminations(key); n != 1 {
 		t.Errorf("%d terminations; want 1", n)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after waitLong.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitLong); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
 	}
 }
