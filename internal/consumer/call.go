@@ -171,10 +171,15 @@ func already(ct *wxapi.Contract, mark *sentMark, takenOver bool) bool {
 	case wxapi.ModeUser, wxapi.ModeCustomerService, wxapi.ModePlatform, wxapi.ModeSystem:
 		return true
 	}
+	if takenOver {
+		// A previous owner's call (or an earlier request's of unknown
+		// outcome) may have been applied at any time, even after ours.
+		return false
+	}
 	if mark.sent() {
 		return !ct.TerminatedAt.IsZero() && ct.TerminatedAt.Before(mark.first.Truncate(time.Second).Add(-clockSlack))
 	}
-	return !takenOver
+	return true
 }
 
 // permanent judges a terminate failure that WeChat Pay's answer settles.

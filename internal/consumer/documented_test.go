@@ -104,6 +104,9 @@ func TestAlreadyTerminatedRule(t *testing.T) {
 		{"merchant, no time (global 204)", ct(wxapi.ModeMerchant, time.Time{}), sent, false, false},
 		{"merchant, nothing of ours sent", ct(wxapi.ModeMerchant, at(-time.Hour)), none, false, true},
 		{"merchant, a dead owner may have called", ct(wxapi.ModeMerchant, at(-time.Hour)), none, true, false},
+		// Taken over, then our own terminate refused: the dead owner's call
+		// was applied late, before ours.
+		{"merchant, before our call, taken over", ct(wxapi.ModeMerchant, at(-time.Minute)), sent, true, false},
 		{"unknown mode, before our call", ct(wxapi.ModeUnknown, at(-time.Hour)), sent, false, true},
 		{"not terminated", &wxapi.Contract{Status: wxapi.StatusPending}, none, false, false},
 	}
