@@ -25,8 +25,19 @@ type intent struct {
 	// request_id for the same contract) expects contract-terminated with
 	// already_terminated and no call.
 	primary bool
-	raw     []byte
+	// expect is what WeChat Pay holds for the contract before the run, and
+	// so the outcome the checks expect: expectOurs (effective: our call
+	// terminates it), expectMissing or expectUser.
+	expect string
+	raw    []byte
 }
+
+// What a contract is at WeChat Pay before the run (intent.expect).
+const (
+	expectOurs    = ""        // effective: contract-terminated, already_terminated false
+	expectMissing = "missing" // no such contract: terminate-failed not_found
+	expectUser    = "user"    // terminated by its user: contract-terminated, already_terminated true
+)
 
 // workload is what a scenario publishes.
 type workload struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
 // callProxy stands between the consumers and the simulator and passes every
@@ -92,6 +95,20 @@ func judgeRefusal(calls []call, refused call) (late bool) {
 	return !unknown.IsZero() && effectiveSince
 }
 
+// refusedAsTerminated reports whether a terminate's error answer is
+// WeChat Pay refusing a contract that is not effective: the simulator's 400
+// INVALID_REQUEST for credit_repayment and papay (already terminated, or
+// TERMINATE_PENDING), and global papay's documented 403 CONTRACT_NOT_EXIST
+// ("cannot be found or has been terminated": for a contract that does not
+// exist too; the checks know which contracts those are).
+func refusedAsTerminated(op string, status int, code, msg string) bool {
+	if op != "terminate" {
+		return false
+	}
+	return status == http.StatusBadRequest && code == wxapi.CodeInvalidRequest && strings.Contains(msg, "already terminated") ||
+		status == http.StatusForbidden && code == wxapi.CodeContractNotExist
+}
+
 func (c call) String() string {
 	return fmt.Sprintf("%s %s %s +%dms %s", c.start.Format("15:04:05.000"), c.client, c.op, c.end.Sub(c.start).Milliseconds(), c.outcome)
 }
@@ -136,11 +153,14 @@ func startProxy(simURL string) (*callProxy, error) {
 				if err != nil {
 					return err
 				}
+				// The domestic APIs answer contract_state, global papay
+				// state (wxapi's golden tests name the pages).
 				var st struct {
-					State string `json:"contract_state"`
+					State       string `json:"contract_state"`
+					GlobalState string `json:"state"`
 				}
 				_ = json.Unmarshal(b, &st)
-				outcome += " " + st.State
+				outcome += " " + cmp.Or(st.State, st.GlobalState)
 			}
 			if resp.StatusCode >= 300 {
 				b, err := io.ReadAll(resp.Body)
@@ -152,7 +172,7 @@ func startProxy(simURL string) (*callProxy, error) {
 				var e struct{ Code, Message string }
 				if json.Unmarshal(b, &e) == nil && e.Code != "" {
 					outcome += " " + e.Code
-					if e.Code == "INVALID_REQUEST" && strings.Contains(e.Message, "already terminated") {
+					if refusedAsTerminated(t.c.op, resp.StatusCode, e.Code, e.Message) {
 						outcome += " (already terminated)"
 						p.mu.Lock()
 						p.refused[t.key]++

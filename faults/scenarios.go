@@ -33,6 +33,7 @@ func scenarios() []scenario {
 		{"broken-merchant", "two merchants: one's every call refused 401 SIGN_ERROR beside the healthy one, then fixed: the healthy one's rate holds, the broken one's calls stay one per probe interval", brokenMerchantScenario},
 		{"notifications", "for every contract at once an intent and its user terminating it in WeChat, whose notification the simulator delivers on WeChat Pay's retry schedule (time-scaled; a quarter of deliveries refused 503); two consumers reading intents and notifications, each killed with kill -9 mid-run", notifyScenario},
 		{"refused-result", "the result and dead-letter topics refuse some outputs (max.message.bytes small): oversized results and dead letters mixed with normal intents must come out reduced, nothing held or dropped", refusedScenario},
+		{"documented", "WeChat Pay as documented (papay TERMINATE_PENDING for 1 s, global 403 CONTRACT_NOT_EXIST), 3,000 intents over the four APIs with contracts that do not exist and contracts their user terminated before the run, 30% transient failures (after the call took effect from half way), kill -9 of the consumer three times", documentedScenario},
 		{"replay", "after a run, replay (-replay -replay-reemit) the whole request topic while the live consumer keeps running; a dry run first", replayScenario},
 	}
 }

@@ -28,14 +28,19 @@ type figures struct {
 	refused                 int // terminate calls that reached a contract known to be terminated (refused)
 	lateApplied             int // refused ones explained by a late-applied earlier call of unknown outcome
 	takenOver, takenOverMax int // taken-over contracts checked; their most terminate requests
+	// wrong outcomes and second terminates (refused) by API.
+	wrongBy, refusedBy map[event.API]int
 }
 
 // verify checks everything the scenario published against what came out:
 // the result and dead-letter topics, the dedupe records and the simulator's
 // counters. It is the same for every scenario.
 func (r *runCtx) verify(ctx context.Context) figures {
+	if restore, ok := simSwaps.LoadAndDelete(r); ok {
+		defer restore.(func())() // after the checks, which read the scenario's own simulator
+	}
 	w, p := r.w, r.probs
-	f := figures{}
+	f := figures{wrongBy: make(map[event.API]int), refusedBy: make(map[event.API]int)}
 	if w == nil {
 		return f
 	}
@@ -147,21 +152,33 @@ func (r *runCtx) verify(ctx context.Context) figures {
 		for _, s := range byID {
 			ev = s.res
 		}
+		wrong := func(format string, args ...any) {
+			f.wrongBy[in.api]++
+			p.add("wrong outcome", format, args...)
+		}
 		switch {
 		case !in.valid:
 			if ev.EventType != event.TypeFailed || ev.Reason != event.ReasonInvalidRequest {
-				p.add("wrong outcome", "invalid request %s answered %s reason %q, want terminate-failed invalid_request", in.reqID, ev.EventType, ev.Reason)
+				wrong("invalid request %s answered %s reason %q, want terminate-failed invalid_request", in.reqID, ev.EventType, ev.Reason)
+			}
+		case in.expect == expectMissing:
+			if ev.EventType != event.TypeFailed || ev.Reason != event.ReasonNotFound {
+				wrong("request %s (%s, %s, no such contract) answered %s reason %q, want terminate-failed not_found", in.reqID, in.code, in.api, ev.EventType, ev.Reason)
 			}
 		case ev.EventType != event.TypeTerminated:
 			f.failedEvents++
-			p.add("wrong outcome", "request %s (%s) answered %s reason %q, want contract-terminated", in.reqID, in.code, ev.EventType, ev.Reason)
+			wrong("request %s (%s) answered %s reason %q, want contract-terminated", in.reqID, in.code, ev.EventType, ev.Reason)
+		case in.expect == expectUser:
+			if !ev.AlreadyTerminated || (!in.primary && ev.Attempts != 0) {
+				wrong("request %s (%s, %s, terminated by its user) answered already_terminated %v attempts %d, want already_terminated true", in.reqID, in.code, in.api, ev.AlreadyTerminated, ev.Attempts)
+			}
 		case in.primary && ev.AlreadyTerminated:
 			// Nobody else terminates the suite's contracts: "already
 			// terminated" means a terminate reached a contract one of ours
 			// had terminated.
 			p.add("second terminate", "request %s (%s): already_terminated on the contract's first request", in.reqID, in.code)
 		case !in.primary && (!ev.AlreadyTerminated || ev.Attempts != 0):
-			p.add("wrong outcome", "second request %s (%s): already_terminated %v attempts %d, want true and 0 (no call)", in.reqID, in.code, ev.AlreadyTerminated, ev.Attempts)
+			wrong("second request %s (%s): already_terminated %v attempts %d, want true and 0 (no call)", in.reqID, in.code, ev.AlreadyTerminated, ev.Attempts)
 		case in.primary && r.takenOver[in.simKey] && ev.Attempts != 0:
 			p.add("second terminate", "taken-over request %s (%s): attempts %d, want 0 (resolved by a query)", in.reqID, in.code, ev.Attempts)
 		}
@@ -208,6 +225,15 @@ func (r *runCtx) verify(ctx context.Context) figures {
 		if !first.valid {
 			if rec.Exists() {
 				p.add("dedupe record", "invalid request %s has a record (%s)", first.reqID, rec.State)
+			}
+			continue
+		}
+		if first.expect == expectMissing {
+			// No termination: each request keeps its own not_found.
+			for _, in := range ins {
+				if a, ok := rec.Answer(in.reqID); !ok || !a.Own || a.Kind != dedupe.KindFailed || !a.Published {
+					p.add("dedupe record", "%s (no such contract): request %s answered by %+v, want its own published failure", rec.Code, in.reqID, a)
+				}
 			}
 			continue
 		}
@@ -265,6 +291,25 @@ func (r *runCtx) verify(ctx context.Context) figures {
 			}
 			continue
 		}
+		switch ins[0].expect {
+		case expectMissing:
+			if terms != 0 {
+				p.add("terminated twice", "%s (%s, no such contract): %d terminations", code, ins[0].api, terms)
+			}
+			continue
+		case expectUser:
+			// The one refusal that tells the consumer the contract is
+			// terminated is expected; any further terminate is a second one.
+			if n := refused[key]; n > 1 {
+				f.refused += n - 1
+				f.refusedBy[ins[0].api] += n - 1
+				p.add("second terminate", "%s (%s, terminated by its user): %d terminate calls refused; its calls:%s", code, ins[0].api, n, timeline(code, key, "terminated by its user, refused more than once"))
+			}
+			if terms != 0 {
+				p.add("terminated twice", "%s (%s, terminated by its user): %d terminations by us", code, ins[0].api, terms)
+			}
+			continue
+		}
 		if n := refused[key]; n > 0 {
 			tlCalls := r.s.proxy.timelineOf(key)
 			bad := 0
@@ -274,6 +319,7 @@ func (r *runCtx) verify(ctx context.Context) figures {
 				}
 			}
 			f.refused += bad
+			f.refusedBy[ins[0].api] += bad
 			f.lateApplied += n - bad
 			if bad > 0 {
 				tl := timeline(code, key, "terminate after termination")
@@ -307,6 +353,11 @@ func (r *runCtx) verify(ctx context.Context) figures {
 		_ = os.WriteFile(path, []byte(timelines.String()), 0o644)
 		r.notef("call timelines of contracts called more than once (up to 20, and every one called after its termination): %s", path)
 	}
+	var byAPI []string
+	for _, api := range event.APIs {
+		byAPI = append(byAPI, fmt.Sprintf("%s %d/%d", api, f.wrongBy[api], f.refusedBy[api]))
+	}
+	r.notef("wrong outcomes / second terminates by API: %s", strings.Join(byAPI, ", "))
 	r.notef("checked %d events (%d repeats of an event_id), %d dead letters, %d dedupe records, %d contracts in the simulator: %d terminate calls (max %d per contract, %d contracts with more than one, %d after the contract was terminated), %d queries",
 		f.events, f.dupEvents, f.dlq, len(recs), len(w.byCode), f.termCalls, f.maxCalls, f.multiCall, f.refused, f.queries)
 	return f

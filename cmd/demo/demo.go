@@ -77,7 +77,10 @@ func (d *demo) examples() ([]demoMessage, error) {
 	// The user terminated it already: answered from a query, no failure.
 	gone := base
 	gone.RequestID, gone.API, gone.OutContractCode = "demo-already", event.CreditRepayment, "DemoUserTerminated1"
-	d.emb.sim.Seed(wxsim.Contract{API: wxapi.CreditRepayment, OutContractCode: gone.OutContractCode, State: wxsim.Terminated, DisplayName: "*丽"})
+	// WeChat says who terminated it and when (its user, an hour ago): that,
+	// not the number of our attempts, makes it already_terminated.
+	d.emb.sim.Seed(wxsim.Contract{API: wxapi.CreditRepayment, OutContractCode: gone.OutContractCode, DisplayName: "*丽"})
+	d.emb.sim.TerminateAs(gone.OutContractCode, wxsim.ByUser, now.Add(-time.Hour))
 	out = append(out, demoMessage{what: "already terminated by the user", msg: intentMessage(gone), expect: gone.RequestID, simKey: gone.OutContractCode})
 
 	// Invalid but identifiable: answered with reason=invalid_request.

@@ -11,65 +11,123 @@ import (
 	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
+// sentMark is what one message's worker remembers of its own terminate
+// calls across lost claims (handle keeps it for the message's life): once a
+// call may have been sent, the next claim queries first even if the record
+// was lost and the claim answers Claimed, and the call's time tells WeChat's
+// termination by us from one before us.
+type sentMark struct {
+	first    time.Time // our first terminate attempt; zero if none was made
+	attempts int       // terminate attempts made so far
+}
+
+// sent reports whether a terminate of ours may have reached WeChat Pay.
+func (m *sentMark) sent() bool { return m.attempts > 0 }
+
+// attempt notes a terminate attempt made at now.
+func (m *sentMark) attempt(now time.Time) {
+	if m.attempts == 0 {
+		m.first = now
+	}
+	m.attempts++
+}
+
+// verdict is what call knows beyond its result.
+type verdict struct {
+	// unknown: the result is a failure whose effect no query settled (a call
+	// may have terminated the contract): it is stored as
+	// dedupe.KindUnknown, so the contract's next owner queries first.
+	unknown bool
+}
+
+// errPending stands for a contract whose termination is under way at WeChat
+// Pay (papay's TERMINATE_PENDING) or whose state no page documents: query it
+// again later, never terminate it again, never report a failure on it
+// before the retry budget ends.
+var errPending = errors.New("termination pending at WeChat Pay: querying again")
+
+// clockSlack is how far our clock and WeChat Pay's may differ when a
+// termination's time is compared with our first attempt's. WeChat's times
+// have whole seconds (RFC 3339 without fractions in every API's examples,
+// NOTES-wechatpay.md), so our time is truncated first.
+const clockSlack = time.Second
+
 // call is the call policy: it resolves a claimed intent against WeChat Pay
 // through client (the merchant's decorated Terminator, client.go). It
 // queries first when the outcome of an earlier attempt is unknown (takenOver:
-// a dead owner may have called), terminates, retries transient failures
-// with backoff, and waits out systemic faults (the gate decorator holds the
-// calls; their time does not count against the retry budget).
+// a dead owner may have called; mark.sent(): this worker did, under a claim
+// it lost), terminates, retries transient failures with backoff, polls a
+// pending termination, and waits out systemic faults (the gate decorator
+// holds the calls; their time does not count against the retry budget).
 //
-// sent reports whether a call may have reached WeChat Pay, so the claim must
-// not be released. err is non-nil only when ctx ended first.
-func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, takenOver bool) (r event.Result, sent bool, err error) {
+// err is non-nil only when ctx ended first.
+func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, takenOver bool, mark *sentMark) (r event.Result, v verdict, err error) {
 	req := wxapi.Request{
 		API: wxapi.API(in.API), OutContractCode: in.OutContractCode, PlanID: in.PlanID, ContractID: in.ContractID,
 		SubMchID: in.SubMchID, AppID: in.AppID, SpAppID: in.SpAppID, SubAppID: in.SubAppID, Remark: in.Remark,
 	}
-	attempts := 0
-	unknown := takenOver
+	// unknown: an earlier call may have terminated the contract; query
+	// before terminating. pending: it is being terminated; query only.
+	unknown := takenOver || mark.sent()
+	pending := false
 	b := c.opts.Retry.backoff()
 	var last *wxapi.Error
 	for {
 		var res *event.Result
 		var werr error
-		if unknown {
-			// An earlier attempt (ours, or a dead owner's) may have terminated
-			// the contract: look before terminating again.
+		if unknown || pending {
 			ct, qerr := client.Query(ctx, req)
 			switch {
 			case qerr == nil && ct.Terminated():
-				// Terminated before we called only if nobody of ours may have.
-				t := event.Terminated(in.Intent, in.src, contract(ct), attempts, attempts == 0 && !takenOver, c.opts.Now())
+				t := event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, already(ct, mark, takenOver), c.opts.Now())
 				res = &t
-			case qerr == nil, wxapi.Classify(qerr) == wxapi.Permanent:
-				unknown = false // effective, or not found: terminating is safe (a 404 answers then)
+			case qerr == nil && ct.Pending():
+				pending, werr = true, errPending
+			case qerr == nil && pending:
+				// Pending, then effective again: WeChat undid the termination
+				// (no page says it can). Terminating again is what the intent asks.
+				pending, unknown = false, false
+				continue
+			case qerr == nil:
+				unknown = false // effective or invalid: terminating is safe
+				continue
+			case wxapi.IsNotFound(qerr):
+				f := failure(event.ReasonNotFound, qerr)
+				t := event.Failed(in.RequestID, in.OutContractCode, in.API, in.MchID, in.src, f, mark.attempts, c.opts.Now())
+				res = &t
+			case wxapi.Classify(qerr) == wxapi.Permanent && !pending:
+				unknown = false // the terminate's own answer judges it
 				continue
 			default:
 				werr = qerr
 			}
 		} else {
-			attempts++
-			sent = true
+			mark.attempt(c.opts.Now())
 			ct, terr := client.Terminate(ctx, req)
-			if terr == nil {
-				t := event.Terminated(in.Intent, in.src, contract(ct), attempts, false, c.opts.Now())
+			switch {
+			case terr == nil && ct.Pending():
+				pending, werr = true, errPending // accepted, under way: never terminate again
+			case terr == nil:
+				t := event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, false, c.opts.Now())
 				res = &t
-			} else {
+			default:
 				werr = terr
-				rr, ok, qerr := c.permanent(ctx, client, req, in, terr, attempts)
+				rr, judged, p, qerr := c.permanent(ctx, client, req, in, terr, mark, takenOver)
 				switch {
-				case ok:
+				case judged:
 					res = &rr
+				case p:
+					pending, werr = true, errPending
 				case qerr != nil:
 					werr, unknown = qerr, true
 				}
 			}
 		}
 		if res != nil {
-			return *res, sent, nil
+			return *res, v, nil
 		}
 		if ctx.Err() != nil {
-			return r, sent, ctx.Err()
+			return r, v, ctx.Err()
 		}
 		var we *wxapi.Error
 		if errors.As(werr, &we) {
@@ -84,44 +142,99 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 		}
 		d := b.NextBackOff()
 		if d == backoff.Stop {
-			return exhausted(in, werr, last, unknown, attempts, c.opts.Now()), sent, nil
+			// A call of ours (or a dead owner's) may have terminated the
+			// contract and no answer since says whether it did.
+			v.unknown = unknown || pending
+			return exhausted(in, werr, last, v.unknown, mark.attempts, c.opts.Now()), v, nil
 		}
 		c.opts.Metrics.Retries.WithLabelValues(string(in.API)).Inc()
 		if !sleep(ctx, d) {
-			return r, sent, ctx.Err()
+			return r, v, ctx.Err()
 		}
 	}
 }
 
-// permanent turns a permanent terminate failure into its result. Refusals
-// that may mean "already terminated" are checked with a query, since the
-// contract may have been terminated by the user or an earlier request.
-// ok is false for failures that are not permanent.
-//
-// When that query itself fails transiently, the refusal cannot be judged
-// yet: ok is false and qerr is the query's failure, to be retried like any
-// other (the contract is queried again first).
-func (c *Consumer) permanent(ctx context.Context, client Terminator, req wxapi.Request, in *intent, err error, attempts int) (r event.Result, ok bool, qerr error) {
-	var we *wxapi.Error
-	if wxapi.Classify(err) != wxapi.Permanent || !errors.As(err, &we) {
-		return event.Result{}, false, nil
+// already decides from WeChat Pay's word whether a terminated contract was
+// terminated before any call of ours (already_terminated): terminated by
+// someone else than the merchant (its user, customer service, the platform,
+// the system), or at a time before our first attempt. A contract terminated
+// by the merchant when a call of ours may have done it at a time we do not
+// know (takenOver: a dead owner's call, or an earlier request's whose
+// outcome was unknown) counts as ours: our own termination is never
+// reported as already_terminated. A global_papay terminate answers 204
+// without a time: that is our own call.
+func already(ct *wxapi.Contract, mark *sentMark, takenOver bool) bool {
+	if !ct.Terminated() {
+		return false
 	}
-	f := event.Failure{Reason: event.ReasonRejected, ErrorCode: we.Code, ErrorMessage: we.Message, HTTPStatus: we.HTTPStatus}
+	switch ct.TerminationMode {
+	case wxapi.ModeUser, wxapi.ModeCustomerService, wxapi.ModePlatform, wxapi.ModeSystem:
+		return true
+	}
+	if takenOver {
+		// A previous owner's call (or an earlier request's of unknown
+		// outcome) may have been applied at any time, even after ours.
+		return false
+	}
+	if mark.sent() {
+		return !ct.TerminatedAt.IsZero() && ct.TerminatedAt.Before(mark.first.Truncate(time.Second).Add(-clockSlack))
+	}
+	return true
+}
+
+// permanent judges a terminate failure that WeChat Pay's answer settles.
+// judged is false for failures to retry. Refusals that may mean "already
+// terminated" (wxapi.MayBeTerminated: global 403 CONTRACT_NOT_EXIST, 400
+// INVALID_REQUEST, an undocumented 4xx) are checked with a query: terminated
+// → contract-terminated (already_terminated by already's rule), no such
+// contract → not_found, pending → pending (poll it), effective or invalid →
+// rejected with the terminate's answer. When that query itself fails
+// transiently, qerr is its failure, to be retried like any other (the
+// contract is queried again first).
+func (c *Consumer) permanent(ctx context.Context, client Terminator, req wxapi.Request, in *intent, err error, mark *sentMark, takenOver bool) (r event.Result, judged, pending bool, qerr error) {
+	if wxapi.Classify(err) != wxapi.Permanent {
+		return r, false, false, nil
+	}
+	reason := event.ReasonRejected
 	switch {
-	case we.HTTPStatus == 404:
-		f.Reason = event.ReasonNotFound
-	case we.Code == "PARAM_ERROR" || errors.Is(err, wxapi.ErrInvalidRequest):
+	case wxapi.IsNotFound(err):
+		reason = event.ReasonNotFound
+	case errors.Is(err, wxapi.ErrInvalidRequest) || isCode(err, wxapi.CodeParamError):
 		// The request itself is wrong: answering at once.
-	default:
+	case wxapi.MayBeTerminated(err):
 		ct, qerr := client.Query(ctx, req)
 		switch {
 		case qerr == nil && ct.Terminated():
-			return event.Terminated(in.Intent, in.src, contract(ct), attempts, attempts == 1, c.opts.Now()), true, nil
+			return event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, already(ct, mark, takenOver), c.opts.Now()), true, false, nil
+		case qerr == nil && ct.Pending():
+			return r, false, true, nil
+		case wxapi.IsNotFound(qerr):
+			reason, err = event.ReasonNotFound, qerr
 		case qerr != nil && wxapi.Classify(qerr) != wxapi.Permanent:
-			return event.Result{}, false, qerr
+			return r, false, false, qerr
 		}
 	}
-	return event.Failed(in.RequestID, in.OutContractCode, in.API, in.MchID, in.src, f, attempts, c.opts.Now()), true, nil
+	return event.Failed(in.RequestID, in.OutContractCode, in.API, in.MchID, in.src, failure(reason, err), mark.attempts, c.opts.Now()), true, false, nil
+}
+
+// failure is a terminate-failed event's failure for reason, with WeChat
+// Pay's answer in err, if any.
+func failure(reason string, err error) event.Failure {
+	f := event.Failure{Reason: reason}
+	var we *wxapi.Error
+	if errors.As(err, &we) {
+		f.ErrorCode, f.ErrorMessage, f.HTTPStatus = we.Code, we.Message, we.HTTPStatus
+	}
+	if f.ErrorCode == "" {
+		f.Detail = err.Error()
+	}
+	return f
+}
+
+// isCode reports whether err is WeChat Pay's answer with that code.
+func isCode(err error, code string) bool {
+	var we *wxapi.Error
+	return errors.As(err, &we) && we.Code == code
 }
 
 // exhausted is the result of an intent whose transient failures outlasted

@@ -79,40 +79,55 @@ func (c *Consumer) answerFromRecord(ctx context.Context, in *intent, cl dedupe.C
 }
 
 // callClaimed runs the call policy (call.go) while this worker owns the
-// contract, keeping its lease alive. When the call does not finish it hands
-// the claim back, unless a call may be in flight: then the lease runs out
-// and the next owner queries first.
-func (c *Consumer) callClaimed(ctx context.Context, in *intent, owner string, cl dedupe.Claim, calls semaphore) (event.Result, error) {
+// contract, keeping its lease alive. When the call does not finish (ctx
+// ended: a shutdown, or a drain that timed out) it hands the claim back, so
+// the next owner takes over at once and queries first (Release leaves the
+// claim TakenOver), even if a call of ours may have reached WeChat Pay: the
+// call was abandoned with ctx, so waiting out the lease would only hold the
+// contract up to a lease longer (the partition, reassigned after a
+// rebalance, waited Busy for it). mark carries this worker's own calls
+// across claims it lost: after one may have been sent it queries first,
+// even when the record was lost and the claim answers Claimed.
+func (c *Consumer) callClaimed(ctx context.Context, in *intent, owner string, cl dedupe.Claim, calls semaphore, mark *sentMark) (event.Result, verdict, error) {
 	workCtx, cancelWork := context.WithCancelCause(ctx)
 	stopLease := c.keepLease(workCtx, cancelWork, in.OutContractCode, owner)
-	r, sent, err := c.call(workCtx, in, in.mch.caller(calls), cl.Status == dedupe.TakenOver)
+	r, v, err := c.call(workCtx, in, in.mch.caller(calls), cl.Status == dedupe.TakenOver, mark)
 	stopLease()
 	cancelWork(nil)
 	if err == nil {
-		return r, nil
+		return r, v, nil
 	}
 	if context.Cause(workCtx) == errLostClaim && ctx.Err() == nil {
-		return r, errLostClaim
+		return r, v, errLostClaim
 	}
-	if !sent {
-		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = c.opts.Store.Release(rctx, in.OutContractCode, owner)
-		cancel()
-	}
-	return r, err
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = c.opts.Store.Release(rctx, in.OutContractCode, owner)
+	cancel()
+	return r, v, err
 }
 
-// complete stores r as the claim's outcome and returns its encoding. The
-// outcome is stored before it is published: a crash between the two leaves
-// a record that the next delivery publishes without calling WeChat Pay.
-func (c *Consumer) complete(ctx context.Context, in *intent, owner string, r event.Result) ([]byte, error) {
+// outcomeKind is the dedupe kind r is stored as: a failure whose call may
+// have terminated the contract is KindUnknown, so that the contract's next
+// owner, for any request, queries before terminating.
+func outcomeKind(r event.Result, v verdict) string {
+	switch {
+	case r.EventType == event.TypeTerminated:
+		return dedupe.KindTerminated
+	case v.unknown:
+		return dedupe.KindUnknown
+	}
+	return dedupe.KindFailed
+}
+
+// complete stores r as the claim's outcome (of kind, see outcomeKind) and
+// returns its encoding. The outcome is stored before it is published: a
+// crash between the two leaves a record that the next delivery publishes
+// without calling WeChat Pay. A record lost meanwhile (dedupe.ErrRecordLost)
+// or taken over answers errLostClaim: claim again.
+func (c *Consumer) complete(ctx context.Context, in *intent, owner, kind string, r event.Result) ([]byte, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode outcome of %s: %w", in.OutContractCode, err)
-	}
-	kind := dedupe.KindFailed
-	if r.EventType == event.TypeTerminated {
-		kind = dedupe.KindTerminated
 	}
 	start := time.Now()
 	_, err = retryStore(ctx, c, func() (struct{}, error) {

@@ -78,8 +78,9 @@ func TestEveryAPITerminates(t *testing.T) {
 		if e.EventID != event.EventID(in.RequestID, in.OutContractCode, event.TypeTerminated) {
 			t.Errorf("%s: event_id %s is not the stable id", in.RequestID, e.EventID)
 		}
-		if e.Contract == nil || e.Contract.ContractState != wxapi.StateTerminated {
-			t.Errorf("%s: got contract %+v; want state %s", in.RequestID, e.Contract, wxapi.StateTerminated)
+		if e.Contract == nil || e.Contract.State != string(wxapi.StatusTerminated) || e.Contract.ContractState == "" ||
+			e.Contract.TerminationMode != string(wxapi.ModeMerchant) {
+			t.Errorf("%s: got contract %+v; want state %s, WeChat's raw state and mode %s", in.RequestID, e.Contract, wxapi.StatusTerminated, wxapi.ModeMerchant)
 		}
 		if in.API != event.GlobalPapay && (e.Contract.OutContractCode != in.OutContractCode || e.Contract.ContractTerminatedTime == "" || e.Contract.ContractID == "") {
 			t.Errorf("%s: got contract %+v; want WeChat's fields", in.RequestID, e.Contract)
@@ -185,7 +186,9 @@ func TestPermanentRejections(t *testing.T) {
 	// Already terminated by the user before we called.
 	gone := newIntent(event.CreditRepayment, "GONE1")
 	seed(h.sim, gone)
-	h.sim.Seed(wxsim.Contract{API: wxapi.CreditRepayment, OutContractCode: "GONE1", State: wxsim.Terminated, DisplayName: "x"})
+	// By the merchant an hour ago (its console): WeChat's time, before our call, says so.
+	h.sim.Seed(wxsim.Contract{API: wxapi.CreditRepayment, OutContractCode: "GONE1", State: wxsim.Terminated, DisplayName: "x",
+		TerminatedTime: time.Now().Add(-time.Hour)})
 	h.start(h.options(0))
 	h.publish(bad, missing, gone)
 	got := byRequest(h.waitEvents(3, waitLong))

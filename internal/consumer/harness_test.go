@@ -48,6 +48,7 @@ type harnessOpts struct {
 	clientTO   time.Duration
 	tweak      func(*Options)
 	storeOpts  dedupe.Options
+	sim        func(*wxsim.Options) // adjusts the simulator's options
 }
 
 func newHarness(t *testing.T, ho harnessOpts) *harness {
@@ -72,7 +73,11 @@ func newHarness(t *testing.T, ho harnessOpts) *harness {
 	if err := h.store.Load(ctx); err != nil {
 		t.Fatalf("load scripts: %v", err)
 	}
-	h.sim = wxsim.New(h.keys.SimOptions())
+	simOpts := h.keys.SimOptions()
+	if ho.sim != nil {
+		ho.sim(&simOpts)
+	}
+	h.sim = wxsim.New(simOpts)
 	srv := httptest.NewServer(h.sim)
 	t.Cleanup(srv.Close)
 	h.simURL = srv.URL

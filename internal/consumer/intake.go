@@ -39,8 +39,13 @@ func (c *Consumer) handle(ctx context.Context, m kafka.Message, calls semaphore)
 	if refusal != nil {
 		return c.publish(ctx, *refusal) == nil // publish.go
 	}
+	// The message's own terminate calls, remembered across lost claims: a
+	// record lost mid-call (evicted, deleted, lost in a failover) answers
+	// the next claim Claimed, and only this worker knows a call may have
+	// reached WeChat Pay.
+	var mark sentMark
 	for {
-		err := c.resolve(ctx, in, calls)
+		err := c.resolve(ctx, in, calls, &mark)
 		if errors.Is(err, errLostClaim) && ctx.Err() == nil {
 			in.log.Warn("claim lost to another worker; claiming again")
 			continue
@@ -54,8 +59,9 @@ func (c *Consumer) handle(ctx context.Context, m kafka.Message, calls semaphore)
 
 // resolve takes a valid intent through the dedupe state machine: claim the
 // contract, answer from the record if it was answered before, else call
-// WeChat Pay under the claim, store the outcome and publish it.
-func (c *Consumer) resolve(ctx context.Context, in *intent, calls semaphore) error {
+// WeChat Pay under the claim, store the outcome and publish it. mark is
+// what this worker sent under earlier claims of the same message.
+func (c *Consumer) resolve(ctx context.Context, in *intent, calls semaphore, mark *sentMark) error {
 	cl, owner, err := c.tracedClaim(ctx, in) // claim.go, in a span (trace.go)
 	if err != nil {
 		return err
@@ -63,11 +69,11 @@ func (c *Consumer) resolve(ctx context.Context, in *intent, calls semaphore) err
 	if answered(cl) {
 		return c.answerFromRecord(ctx, in, cl) // claim.go
 	}
-	r, err := c.callClaimed(ctx, in, owner, cl, calls) // claim.go → call.go
+	r, v, err := c.callClaimed(ctx, in, owner, cl, calls, mark) // claim.go → call.go
 	if err != nil {
 		return err
 	}
-	b, err := c.tracedComplete(ctx, in, owner, r) // claim.go: store before publishing
+	b, err := c.tracedComplete(ctx, in, owner, outcomeKind(r, v), r) // claim.go: store before publishing
 	if err != nil {
 		return err
 	}

@@ -97,9 +97,9 @@ func (c *Consumer) tracedClaim(ctx context.Context, in *intent) (dedupe.Claim, s
 }
 
 // tracedComplete is complete (claim.go) in a span.
-func (c *Consumer) tracedComplete(ctx context.Context, in *intent, owner string, r event.Result) ([]byte, error) {
+func (c *Consumer) tracedComplete(ctx context.Context, in *intent, owner, kind string, r event.Result) ([]byte, error) {
 	sctx, span := c.opts.Tracer.StartStore(ctx, "complete")
-	b, err := c.complete(sctx, in, owner, r)
+	b, err := c.complete(sctx, in, owner, kind, r)
 	tracing.End(span, err)
 	return b, err
 }
