@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,12 +22,13 @@ import (
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
-// envKafkaCtl names the script that halts and resumes the real broker
+// envKafkaCtl names the script that controls the test brokers
 // (scripts/kafka.sh, exported by make services-up).
 const envKafkaCtl = "WXTERM_TEST_KAFKA_CTL"
 
-// outage stops and restarts Kafka: the real broker through its control
-// script, or else a kfake cluster whose produce requests fail meanwhile.
+// outage stops and restarts Kafka: a real broker of the test's own, through
+// the control script, or else a kfake cluster whose produce requests fail
+// meanwhile.
 type outage struct {
 	brokers        []string
 	halt, resume   func(t *testing.T)
@@ -36,17 +38,41 @@ type outage struct {
 func newOutage(t *testing.T) *outage {
 	t.Helper()
 	if ctl := os.Getenv(envKafkaCtl); testenv.RealKafka() && ctl != "" {
-		run := func(verb string) func(t *testing.T) {
+		// A broker of its own, in a run dir of its own: halting the shared
+		// one would cut every other package's tests, which go test runs
+		// alongside, off Kafka (a consumer test then timed out).
+		env := append(os.Environ(), "WXTERM_RUN_DIR="+t.TempDir(), "KAFKA_PORT=", "KAFKA_CONTROLLER_PORT=")
+		run := func(verb string) (string, error) {
+			cmd := exec.Command(ctl, verb)
+			cmd.Env = env
+			out, err := cmd.Output()
+			if err != nil {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					out = append(out, ee.Stderr...)
+				}
+				return "", fmt.Errorf("%s %s: %v\n%s", ctl, verb, err, out)
+			}
+			return strings.TrimSpace(string(out)), nil
+		}
+		addr, err := run("start")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if _, err := run("stop"); err != nil {
+				t.Error(err)
+			}
+		})
+		verb := func(v string) func(t *testing.T) {
 			return func(t *testing.T) {
 				t.Helper()
-				if out, err := exec.Command(ctl, verb).CombinedOutput(); err != nil {
-					t.Fatalf("%s %s: %v\n%s", ctl, verb, err, out)
+				if _, err := run(v); err != nil {
+					t.Fatal(err)
 				}
 			}
 		}
-		o := &outage{brokers: testenv.Kafka(t), halt: run("halt"), resume: run("resume"), describeBroker: "real broker"}
-		t.Cleanup(func() { _ = exec.Command(ctl, "resume").Run() }) // never leave the shared broker down
-		return o
+		return &outage{brokers: []string{addr}, halt: verb("halt"), resume: verb("resume"), describeBroker: "real broker of its own"}
 	}
 	if testenv.RealKafka() {
 		t.Fatalf("%s is set but %s is not: cannot stop the real broker", testenv.EnvKafka, envKafkaCtl)
