@@ -8,6 +8,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/notify"
 )
 
@@ -68,7 +69,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 
 	fs.StringVar(&c.listenAddr, "listen-addr", ":8090", "address of the notification endpoint (POST "+notify.Path+"); expose only this one")
 	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address of /healthz, /readyz and /metrics")
-	fs.Int64Var(&c.maxBody, "max-body-bytes", notify.DefaultMaxBodyBytes, "larger notification bodies are refused (413)")
+	fs.Int64Var(&c.maxBody, "max-body-bytes", notify.DefaultMaxBodyBytes, fmt.Sprintf("larger notification bodies are refused (413); at most %d, so that every event stays within the consumer's limit", notify.MaxBodyBytesLimit))
 	fs.DurationVar(&c.maxSkew, "max-clock-skew", notify.DefaultMaxSkew, "a Wechatpay-Timestamp this far from now or further is refused; at most 5m (the SDK's bound)")
 	fs.DurationVar(&c.publishWait, "publish-timeout", notify.DefaultPublishTimeout, "how long a notification waits for Kafka before it is answered 503 (WeChat Pay waits 5 s)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -87,6 +88,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.maxSkew <= 0 || c.maxSkew > notify.DefaultMaxSkew {
 		return nil, fmt.Errorf("-max-clock-skew %s: want more than 0 and at most %s", c.maxSkew, notify.DefaultMaxSkew)
+	}
+	if c.maxBody <= 0 || c.maxBody > notify.MaxBodyBytesLimit {
+		return nil, fmt.Errorf("-max-body-bytes %d: want more than 0 and at most %d (a larger body may make an event over the consumer's %d-byte limit)",
+			c.maxBody, notify.MaxBodyBytesLimit, event.MaxNotificationBytes)
 	}
 	return c, nil
 }

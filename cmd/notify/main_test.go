@@ -170,6 +170,10 @@ func TestMerchantSettingsRefused(t *testing.T) {
 		{"unknown field", []string{"-merchants-file", file(`{"merchants":[{"mchid":"1","apiv3_key":"x"}]}`)}, "unknown field"},
 		{"empty file", []string{"-merchants-file", file(`{"merchants":[]}`)}, "lists no merchants"},
 		{"skew over 5m", []string{"-max-clock-skew", "6m"}, "-max-clock-skew"},
+		// Review of issue 14: a body limit over notify.MaxBodyBytesLimit lets
+		// bodies through whose events the consumer refuses.
+		{"body limit over the event bound", []string{"-max-body-bytes", "1048576"}, "-max-body-bytes"},
+		{"body limit zero", []string{"-max-body-bytes", "0"}, "-max-body-bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

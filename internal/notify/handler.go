@@ -32,7 +32,7 @@ import (
 const (
 	// DefaultMaxBodyBytes bounds a notification body. The documented
 	// bodies (an encrypted contract of a few hundred bytes) are far smaller.
-	DefaultMaxBodyBytes = 64 << 10
+	DefaultMaxBodyBytes = MaxBodyBytesLimit
 	// DefaultMaxSkew is how far Wechatpay-Timestamp may be from now: the
 	// SDK's bound (consts.FiveMinute) and the documented one ("允许5分钟之内
 	// 的偏移", webhook/v3/*.md in wechatpay-im/website).
@@ -42,6 +42,18 @@ const (
 	// "超时(5s)未应答") and retries; answering 503 before that is clearer.
 	DefaultPublishTimeout = 4 * time.Second
 )
+
+// MaxBodyBytesLimit is the largest body limit with which every accepted body
+// yields an event within event.MaxNotificationBytes, which the consumer
+// refuses beyond (and dead-letters, after WeChat Pay was told SUCCESS). The
+// event holds the decrypted resource once, compacted and not HTML-escaped
+// (at most 3/4 of its base64 ciphertext), plus copies of its fields and of
+// the body's id and event_type, whose re-encoding grows a byte at most
+// threefold (an invalid UTF-8 byte becomes U+FFFD): at most three times the
+// body, plus the fixed fields (well under 4 KiB). The handler still checks
+// each encoded event, so a larger Options.MaxBodyBytes never yields a
+// refused event either, only a refusal (CauseSize) that WeChat Pay retries.
+const MaxBodyBytesLimit = (event.MaxNotificationBytes - 4<<10) / 3 &^ 1023
 
 // Path is the notification URL's path; {mchid} names the merchant the
 // notification is for. PathSingle serves a deployment of one merchant.
@@ -64,7 +76,7 @@ type Options struct {
 	Metrics   *Metrics
 	Logger    *slog.Logger
 
-	MaxBodyBytes   int64         // 0: DefaultMaxBodyBytes
+	MaxBodyBytes   int64         // 0: DefaultMaxBodyBytes; above MaxBodyBytesLimit a body may be refused for its event's size
 	MaxSkew        time.Duration // 0: DefaultMaxSkew; more than DefaultMaxSkew is refused by the SDK anyway
 	PublishTimeout time.Duration // 0: DefaultPublishTimeout
 	Now            func() time.Time
@@ -130,7 +142,7 @@ type Cause string
 // The causes of a refusal.
 const (
 	CauseMerchant  Cause = "merchant"  // the path names no configured merchant, or the resource another one
-	CauseSize      Cause = "size"      // the body is over MaxBodyBytes
+	CauseSize      Cause = "size"      // the body is over MaxBodyBytes, or its event over event.MaxNotificationBytes
 	CauseRead      Cause = "read"      // the body could not be read
 	CauseHeaders   Cause = "headers"   // a Wechatpay-* header is missing or malformed
 	CauseTimestamp Cause = "timestamp" // Wechatpay-Timestamp is more than MaxSkew from now
@@ -140,7 +152,7 @@ const (
 	CauseAlgorithm Cause = "algorithm" // resource.algorithm is not AEAD_AES_256_GCM
 	CauseDecrypt   Cause = "decrypt"   // the resource does not decrypt with the APIv3 key
 	CauseType      Cause = "type"      // an event_type this endpoint does not accept
-	CausePayload   Cause = "payload"   // the resource lacks out_contract_code
+	CausePayload   Cause = "payload"   // the resource lacks out_contract_code, or the event is not schema-valid
 	CausePublish   Cause = "publish"   // Kafka did not store it
 )
 
@@ -250,9 +262,20 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, now time.Time) 
 	if err != nil {
 		return n, err
 	}
-	b, err := json.Marshal(n)
+	b, err := encode(n)
 	if err != nil {
 		return n, refuse(CauseJSON, "cannot encode the event")
+	}
+	// The consumer refuses an invalid event for good (dead-letters it):
+	// refuse it here, while WeChat Pay still retries, rather than
+	// acknowledge it and lose it.
+	if len(b) > event.MaxNotificationBytes {
+		return n, refuse(CauseSize, fmt.Sprintf("event of %d bytes over %d", len(b), event.MaxNotificationBytes))
+	}
+	if err := event.ValidateNotification(b); err != nil {
+		rf := refuse(CausePayload, "not a valid notification event")
+		rf.detail = err.Error() // schema locations, never the input
+		return n, rf
 	}
 	pctx, cancel := context.WithTimeout(r.Context(), h.opts.PublishTimeout)
 	defer cancel()
@@ -262,6 +285,18 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, now time.Time) 
 		return n, rf
 	}
 	return n, nil
+}
+
+// encode encodes n without HTML escaping: the resource stays as WeChat Pay
+// sent it, instead of growing sixfold on each '&', '<' or '>'.
+func encode(n *event.Notification) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(n); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // checkHeaders checks what the SDK would refuse before verifying, so each

@@ -1,7 +1,8 @@
 package notify
 
-// Review of issue 14 (independent reviewer): scenarios that try to break the
-// endpoint. Each failing test names the bug in its comment.
+// What an accepted notification's event must stay within: the consumer
+// refuses (and dead-letters) an event over event.MaxNotificationBytes, so
+// the endpoint must never answer 200 for one.
 
 import (
 	"bytes"
@@ -72,7 +73,7 @@ func sealedBody(t *testing.T, id, eventType string, plain []byte) []byte {
 // limit the event can outgrow the body: json.Marshal re-escapes the
 // decrypted resource (RawMessage) with HTML escaping, so each '&', '<' or
 // '>' in, say, a termination remark becomes six bytes (\u0026).
-func TestReviewAcceptedNotificationIsAValidEvent(t *testing.T) {
+func TestAcceptedNotificationIsAValidEvent(t *testing.T) {
 	k := wxsimtest.Keys(t)
 	keys, err := PublicKey(k.PublicKeyID, &k.PlatformKey.PublicKey)
 	if err != nil {
@@ -131,10 +132,76 @@ func TestReviewAcceptedNotificationIsAValidEvent(t *testing.T) {
 	}
 }
 
+// A body within DefaultMaxBodyBytes (= MaxBodyBytesLimit) is never refused
+// for its event's size: filled with the character whose re-encoding grows
+// most (U+2028, 3 bytes in the resource, copied into the event's
+// out_contract_code and contract_id as the 6-byte \u2028), it is still
+// accepted with a valid event. The same body with invalid UTF-8 instead
+// (which the consumer refuses) is refused, and nothing is published.
+func TestBodyWithinLimitMakesAnEventWithinLimit(t *testing.T) {
+	for _, tt := range []struct {
+		name, char string
+		want       int
+	}{
+		{"line separators", "\u2028", http.StatusOK},
+		{"invalid UTF-8", "\xff", http.StatusBadRequest},
+	} {
+		t.Run(tt.name, func(t *testing.T) { bodyWithinLimit(t, tt.char, tt.want) })
+	}
+}
+
+func bodyWithinLimit(t *testing.T, char string, want int) {
+	k := wxsimtest.Keys(t)
+	keys, err := PublicKey(k.PublicKeyID, &k.PlatformKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &memPublisher{}
+	h, err := New(Options{
+		Merchants: []Merchant{{MchID: testMchID, APIv3Key: testAPIv3Key, Keys: keys}},
+		Publisher: pub, Metrics: NewMetrics(prometheus.NewRegistry()), Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	n := notifier(t, nil)
+	worst := func(size int) []byte {
+		bad := strings.Repeat(char, size/len(char))
+		plain := `{"mchid":"` + testMchID + `","out_contract_code":"` + bad + `","contract_id":"` + bad +
+			`","plan_id":12535,"contract_state":"TERMINATED","contract_terminate_info":{"contract_termination_mode":"USER_TERMINATE","contract_terminated_time":"2024-01-01T10:00:00+08:00"}}`
+		return sealedBody(t, "EV-BOUND", event.NotifyEntrustTerminate, []byte(plain))
+	}
+	size := 0
+	for len(worst(size+64)) <= DefaultMaxBodyBytes {
+		size += 64
+	}
+	body := worst(size)
+	hd, err := n.NotificationHeaders(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, a := post(t, srv.URL+"/v1/notify/"+testMchID, body, hd)
+	if want != http.StatusOK {
+		if status != want || len(pub.msgs) != 0 {
+			t.Fatalf("body of %d bytes: got %d %+v with %d published; want %d and none", len(body), status, a, len(pub.msgs), want)
+		}
+		return
+	}
+	if status != http.StatusOK || len(pub.msgs) != 1 {
+		t.Fatalf("body of %d bytes: got %d %+v with %d published; want 200 and 1", len(body), status, a, len(pub.msgs))
+	}
+	if err := event.ValidateNotification(pub.msgs[0]); err != nil {
+		t.Fatalf("body of %d bytes made an event of %d bytes: %v", len(body), len(pub.msgs[0]), err)
+	}
+	t.Logf("body %d bytes -> event %d bytes (limit %d)", len(body), len(pub.msgs[0]), event.MaxNotificationBytes)
+}
+
 // Held up (recorded so the review's coverage is visible): a body over the
 // limit sent with chunked transfer encoding (no Content-Length) is refused
 // 413 and nothing is published.
-func TestReviewChunkedOversizedBodyRefused(t *testing.T) {
+func TestChunkedOversizedBodyRefused(t *testing.T) {
 	k := wxsimtest.Keys(t)
 	keys, err := PublicKey(k.PublicKeyID, &k.PlatformKey.PublicKey)
 	if err != nil {
