@@ -182,7 +182,8 @@ func ValidateNotification(b []byte) error {
 	return nil
 }
 
-// DecodeNotification validates b and decodes it.
+// DecodeNotification validates b and decodes it, and checks that its kind
+// is the one its event_type implies.
 func DecodeNotification(b []byte) (Notification, error) {
 	var n Notification
 	if err := ValidateNotification(b); err != nil {
@@ -190,6 +191,11 @@ func DecodeNotification(b []byte) (Notification, error) {
 	}
 	if err := json.Unmarshal(b, &n); err != nil {
 		return n, &InvalidNotificationError{Detail: "decode: " + jsonErrText(err)}
+	}
+	// kind is derived from event_type: a message that says ENTRUST.SIGN
+	// must not be handled as a termination because its kind says so.
+	if want, _ := NotificationKindOf(n.EventType); n.Kind != want {
+		return n, &InvalidNotificationError{Detail: fmt.Sprintf("kind %q does not match event_type %s (want %q)", n.Kind, n.EventType, want)}
 	}
 	return n, nil
 }

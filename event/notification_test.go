@@ -92,6 +92,11 @@ func TestValidateNotificationRejects(t *testing.T) {
 		want   string // substring of the detail
 	}{
 		{"no id", func(n *Notification) { n.ID = "" }, "/id"},
+		// Review of issue 14: dedupe refuses notification:<id> with white
+		// space for good, which blocked the partition.
+		{"id with a space", func(n *Notification) { n.ID = "EV 1" }, "/id"},
+		{"id with a tab", func(n *Notification) { n.ID = "EV\t1" }, "/id"},
+		{"id over 64 characters", func(n *Notification) { n.ID = strings.Repeat("a", 65) }, "/id"},
 		{"unknown event type", func(n *Notification) { n.EventType = "TRANSACTION.SUCCESS" }, "/event_type"},
 		{"unknown api", func(n *Notification) { n.API = "papay_magic" }, "/api"},
 		{"no out_contract_code", func(n *Notification) { n.OutContractCode = "" }, "/out_contract_code"},
@@ -113,6 +118,45 @@ func TestValidateNotificationRejects(t *testing.T) {
 				t.Errorf("ValidateNotification = %v; want an *InvalidNotificationError naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Review of issue 14: DecodeNotification trusted kind, so a signing
+// notification labelled a termination was handled as one.
+func TestDecodeNotificationChecksKind(t *testing.T) {
+	tests := []struct {
+		name      string
+		eventType string
+		kind      NotificationKind
+		ok        bool
+	}{
+		{"termination", NotifyEntrustTerminate, KindTermination, true},
+		{"signing", NotifyEntrustSign, KindSigning, true},
+		{"signing said to be a termination", NotifyEntrustSign, KindTermination, false},
+		{"termination said to be a signing", NotifyCreditTerminate, KindSigning, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := validNotification()
+			n.EventType, n.Kind = tt.eventType, tt.kind
+			b, _ := json.Marshal(n)
+			_, err := DecodeNotification(b)
+			var ie *InvalidNotificationError
+			if tt.ok && err != nil || !tt.ok && (!errors.As(err, &ie) || !strings.Contains(ie.Detail, "kind")) {
+				t.Errorf("DecodeNotification(%s, kind %s) = %v; want ok %v", tt.eventType, tt.kind, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestNotificationIDsOfWeChatPayAreValid(t *testing.T) {
+	for _, id := range []string{"EV-2018022511223320873", "2646bee0-aef8-5804-9752-ef1a56170fdf"} { // seed 003
+		n := validNotification()
+		n.ID = id
+		b, _ := json.Marshal(n)
+		if err := ValidateNotification(b); err != nil {
+			t.Errorf("ValidateNotification(id %q) = %v; want nil", id, err)
+		}
 	}
 }
 

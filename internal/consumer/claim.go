@@ -194,7 +194,8 @@ func retryStore[T any](ctx context.Context, c *Consumer, op func() (T, error)) (
 	b.MaxElapsedTime = 0
 	for {
 		v, err := op()
-		if err == nil || errors.Is(err, dedupe.ErrNotOwner) || errors.Is(err, dedupe.ErrNotFound) {
+		if err == nil || errors.Is(err, dedupe.ErrNotOwner) || errors.Is(err, dedupe.ErrNotFound) ||
+			errors.Is(err, dedupe.ErrInvalidArgument) { // refused for good: retrying cannot help
 			c.storeErr.Store(nil)
 			return v, err
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -56,6 +57,11 @@ func (c *Consumer) handleNotification(ctx context.Context, m kafka.Message) bool
 		t, err := retryStore(ctx, c, func() (dedupe.Termination, error) {
 			return c.opts.Store.RecordTermination(ctx, n.OutContractCode, n.RequestID(), outcome)
 		})
+		if errors.Is(err, dedupe.ErrInvalidArgument) {
+			// The store refuses this message for good: dead-letter it like
+			// an undecodable one rather than block its partition.
+			return c.publish(ctx, *c.reject(m, src, &event.InvalidError{Detail: "dedupe store refuses it: " + err.Error()})) == nil
+		}
 		if err != nil {
 			return false
 		}

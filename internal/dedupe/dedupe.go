@@ -154,6 +154,9 @@ var (
 	// answer Claimed, so a worker whose call may have reached WeChat Pay
 	// must remember it and query first (see the package documentation).
 	ErrRecordLost = fmt.Errorf("record lost: %w", ErrNotOwner)
+	// ErrInvalidArgument means the store refuses an argument (an empty one,
+	// or an id with white space) before reaching Redis: retrying cannot help.
+	ErrInvalidArgument = errors.New("invalid argument")
 )
 
 // Options configures a Store. Zero values take the defaults.
@@ -435,7 +438,7 @@ func (s *Store) ttl() string { return strconv.FormatInt(s.opts.TTL.Milliseconds(
 func check(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if pairs[i+1] == "" {
-			return fmt.Errorf("empty %s", pairs[i])
+			return fmt.Errorf("empty %s: %w", pairs[i], ErrInvalidArgument)
 		}
 	}
 	return nil
@@ -446,7 +449,7 @@ func check(pairs ...string) error {
 // schema forbids it).
 func checkID(id string) error {
 	if strings.ContainsAny(id, " \t\n\r\v\f") {
-		return fmt.Errorf("id %q contains white space", id)
+		return fmt.Errorf("id %q contains white space: %w", id, ErrInvalidArgument)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package dedupe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -78,7 +77,7 @@ func (s *Store) RecordTermination(ctx context.Context, outContractCode, id strin
 		return wrap(err)
 	}
 	if len(outcome) == 0 {
-		return wrap(errors.New("empty outcome"))
+		return wrap(fmt.Errorf("empty outcome: %w", ErrInvalidArgument))
 	}
 	v, err := s.run(ctx, terminationScript, outContractCode,
 		id, outcome, ms(s.opts.Now()), s.ttl(), s.opts.MaxFailures).Slice()

@@ -221,8 +221,10 @@ func TestRecordTerminationRejects(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, args := range [][3]string{{"", "n1", "x"}, {code, "", "x"}, {code, "n1", ""}, {code, "n 1", "x"}} {
-		if _, err := e.s.RecordTermination(t.Context(), args[0], args[1], []byte(args[2])); err == nil {
-			t.Errorf("RecordTermination(%q, %q, %q): got nil error; want one", args[0], args[1], args[2])
+		// Review of issue 14: the consumer retried these refusals as if
+		// Redis were down; ErrInvalidArgument tells them apart.
+		if _, err := e.s.RecordTermination(t.Context(), args[0], args[1], []byte(args[2])); !errors.Is(err, dedupe.ErrInvalidArgument) {
+			t.Errorf("RecordTermination(%q, %q, %q): got %v; want ErrInvalidArgument", args[0], args[1], args[2], err)
 		}
 	}
 	if n, err := e.rdb.Exists(t.Context(), e.key(code)).Result(); err != nil || n != 0 {
