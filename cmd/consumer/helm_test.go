@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -27,9 +28,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/wxterm/wxterm/internal/consumer"
@@ -48,6 +52,7 @@ type helmRender struct {
 	serviceAccounts []corev1.ServiceAccount
 	pdbs            []policyv1.PodDisruptionBudget
 	jobs            []batchv1.Job
+	ingresses       []networkingv1.Ingress
 	custom          map[string][]*unstructured.Unstructured // by kind: CRD instances
 }
 
@@ -68,6 +73,8 @@ func (r *helmRender) count(kind string) int {
 		return len(r.pdbs)
 	case "Job":
 		return len(r.jobs)
+	case "Ingress":
+		return len(r.ingresses)
 	}
 	return len(r.custom[kind])
 }
@@ -183,6 +190,12 @@ func (r *helmRender) add(doc []byte) error {
 			return err
 		}
 		r.jobs = append(r.jobs, o)
+	case "networking.k8s.io/v1 Ingress":
+		var o networkingv1.Ingress
+		if err := strict(&o); err != nil {
+			return err
+		}
+		r.ingresses = append(r.ingresses, o)
 	default:
 		if helmCRDKinds[tm.Kind] != tm.APIVersion {
 			return fmt.Errorf("unexpected %s: add it to helm_test.go", gvk)
@@ -262,22 +275,64 @@ type helmPodContainer struct {
 	owner string // Deployment/x or Job/y
 	pod   corev1.PodSpec
 	c     corev1.Container
+	// component is the pod's app.kubernetes.io/component label.
+	component string
 }
 
+// helmComponentNotify is the component label of the notification
+// endpoint's pods (cmd/notify); every other pod runs the consumer.
+const helmComponentNotify = "notify"
+
+// podContainers returns the containers that run the consumer: the
+// Deployment's and the replay Job's, not the notification endpoint's.
 func (r *helmRender) podContainers() []helmPodContainer {
 	var out []helmPodContainer
-	for _, d := range r.deployments {
-		for _, c := range d.Spec.Template.Spec.Containers {
-			out = append(out, helmPodContainer{"Deployment/" + d.Name, d.Spec.Template.Spec, c})
-		}
-	}
-	for _, j := range r.jobs {
-		for _, c := range j.Spec.Template.Spec.Containers {
-			out = append(out, helmPodContainer{"Job/" + j.Name, j.Spec.Template.Spec, c})
+	for _, pc := range r.allPodContainers() {
+		if pc.component != helmComponentNotify {
+			out = append(out, pc)
 		}
 	}
 	return out
 }
+
+// notifyContainers returns the containers of the notification endpoint.
+func (r *helmRender) notifyContainers() []helmPodContainer {
+	var out []helmPodContainer
+	for _, pc := range r.allPodContainers() {
+		if pc.component == helmComponentNotify {
+			out = append(out, pc)
+		}
+	}
+	return out
+}
+
+func (r *helmRender) allPodContainers() []helmPodContainer {
+	var out []helmPodContainer
+	for _, d := range r.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			out = append(out, helmPodContainer{"Deployment/" + d.Name, d.Spec.Template.Spec, c, d.Spec.Template.Labels[helmComponentLabel]})
+		}
+	}
+	for _, j := range r.jobs {
+		for _, c := range j.Spec.Template.Spec.Containers {
+			out = append(out, helmPodContainer{"Job/" + j.Name, j.Spec.Template.Spec, c, j.Spec.Template.Labels[helmComponentLabel]})
+		}
+	}
+	return out
+}
+
+// consumerDeployments returns the Deployments that run the consumer.
+func (r *helmRender) consumerDeployments() []appsv1.Deployment {
+	var out []appsv1.Deployment
+	for _, d := range r.deployments {
+		if d.Spec.Template.Labels[helmComponentLabel] != helmComponentNotify {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+const helmComponentLabel = "app.kubernetes.io/component"
 
 // helmSecretFlags must never be set from a literal value or a ConfigMap.
 var helmSecretFlags = []string{"kafka-sasl-username", "kafka-sasl-password", "redis-password", "apiv3-key"}
@@ -315,6 +370,68 @@ func TestHelmEnvIsConsumerFlags(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// helmNotifyFlagEnv maps each cmd/notify flag's env var to the flag name,
+// read from the flags cmd/notify prints (its flag set is in another main
+// package).
+func helmNotifyFlagEnv(t *testing.T) map[string]string {
+	t.Helper()
+	out, _ := exec.Command("go", "run", "../notify", "-h").CombinedOutput() // -h exits 0 or 2
+	m := map[string]string{}
+	for _, f := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
+		m[envPrefix+"_"+strings.ToUpper(strings.ReplaceAll(f[1], "-", "_"))] = f[1]
+	}
+	if len(m) < 10 {
+		t.Fatalf("cmd/notify -h listed %d flags; want its flag set:\n%s", len(m), out)
+	}
+	return m
+}
+
+// The notification endpoint's env: only cmd/notify's flags, secrets from
+// Secrets, every file in a read-only Secret mount, and the topic it writes
+// the one the consumer reads (review of issue 14: it was not).
+func TestHelmNotifyEnvIsNotifyFlags(t *testing.T) {
+	flags := helmNotifyFlagEnv(t)
+	r := loadRender(t, "all-on")
+	pcs := r.notifyContainers()
+	if len(pcs) != 1 {
+		t.Fatalf("got %d notify containers; want 1", len(pcs))
+	}
+	pc := pcs[0]
+	env := r.containerEnv(t, pc.c)
+	for name, v := range env {
+		if !strings.HasPrefix(name, envPrefix+"_") {
+			continue
+		}
+		flag, ok := flags[name]
+		if !ok {
+			t.Errorf("%s: got %s (from %s); want only env vars of cmd/notify flags", pc.owner, name, v.source)
+			continue
+		}
+		if slices.Contains(helmSecretFlags, flag) && v.secretRef == nil {
+			t.Errorf("%s: %s from %s; want a secretKeyRef", pc.owner, name, v.source)
+		}
+		if strings.HasSuffix(name, "_FILE") {
+			if err := helmMountedFile(pc, v.value); err != nil {
+				t.Errorf("%s: %s: %v", pc.owner, name, err)
+			}
+		}
+	}
+	for _, name := range []string{"WXTERM_BROKERS", "WXTERM_NOTIFICATION_TOPIC", "WXTERM_MERCHANTS_FILE", "WXTERM_LISTEN_ADDR", "WXTERM_HTTP_ADDR"} {
+		if v, ok := env[name]; !ok || v.literal && v.value == "" {
+			t.Errorf("%s: got no %s; want it set", pc.owner, name)
+		}
+	}
+	topic := env["WXTERM_NOTIFICATION_TOPIC"].value
+	for _, c := range r.podContainers() {
+		if got := r.containerEnv(t, c.c)["WXTERM_NOTIFICATION_TOPIC"].value; got != topic {
+			t.Errorf("%s: WXTERM_NOTIFICATION_TOPIC %q; want %q, the topic notify writes", c.owner, got, topic)
+		}
+	}
+	if len(r.ingresses) != 1 || len(r.ingresses[0].Spec.TLS) != 1 || r.ingresses[0].Spec.TLS[0].SecretName == "" {
+		t.Errorf("got Ingresses %+v; want one with TLS", r.ingresses)
 	}
 }
 
@@ -414,10 +531,11 @@ func TestHelmKinds(t *testing.T) {
 	}{
 		{"default", map[string]int{"Deployment": 1, "ConfigMap": 1, "Service": 1, "ServiceAccount": 1,
 			"PodDisruptionBudget": 1, "Secret": 0, "Job": 0, "ServiceMonitor": 0, "PrometheusRule": 0,
-			"ScaledObject": 0, "TriggerAuthentication": 0}},
-		{"all-on", map[string]int{"Deployment": 1, "ConfigMap": 1, "Service": 1, "ServiceAccount": 1,
-			"PodDisruptionBudget": 1, "Secret": 1, "Job": 1, "ServiceMonitor": 1, "PrometheusRule": 1,
-			"ScaledObject": 1, "TriggerAuthentication": 1}},
+			"ScaledObject": 0, "TriggerAuthentication": 0, "Ingress": 0}},
+		// notify on: its Deployment, Service, PodDisruptionBudget (2 replicas) and Ingress.
+		{"all-on", map[string]int{"Deployment": 2, "ConfigMap": 1, "Service": 2, "ServiceAccount": 1,
+			"PodDisruptionBudget": 2, "Secret": 1, "Job": 1, "ServiceMonitor": 1, "PrometheusRule": 1,
+			"ScaledObject": 1, "TriggerAuthentication": 1, "Ingress": 1}},
 	} {
 		t.Run(tc.render, func(t *testing.T) {
 			r := loadRender(t, tc.render)
@@ -454,10 +572,11 @@ func TestHelmDeployment(t *testing.T) {
 	} {
 		t.Run(tc.render, func(t *testing.T) {
 			r := loadRender(t, tc.render)
-			if len(r.deployments) != 1 {
-				t.Fatalf("got %d Deployments; want 1", len(r.deployments))
+			ds := r.consumerDeployments()
+			if len(ds) != 1 {
+				t.Fatalf("got %d consumer Deployments; want 1", len(ds))
 			}
-			d := r.deployments[0]
+			d := ds[0]
 			pod := d.Spec.Template.Spec
 			if len(pod.Containers) != 1 {
 				t.Fatalf("got %d containers; want 1", len(pod.Containers))
@@ -639,7 +758,7 @@ func TestHelmReplayJob(t *testing.T) {
 	if _, ok := env["WXTERM_REPLAY_OFFSETS"]; ok {
 		t.Error("got WXTERM_REPLAY_OFFSETS with WXTERM_REPLAY_FROM; want one range")
 	}
-	d := r.deployments[0]
+	d := r.consumerDeployments()[0]
 	if helmSubset(d.Spec.Selector.MatchLabels, j.Spec.Template.Labels) {
 		t.Errorf("the Deployment selector %v matches the replay pods %v", d.Spec.Selector.MatchLabels, j.Spec.Template.Labels)
 	}
@@ -652,19 +771,30 @@ func TestHelmSelectorsAndCRDs(t *testing.T) {
 	for _, name := range helmRenders {
 		t.Run(name, func(t *testing.T) {
 			r := loadRender(t, name)
-			d := r.deployments[0]
-			podLabels := d.Spec.Template.Labels
+			d := r.consumerDeployments()[0]
+			// selects names the Deployments whose pods sel selects: each
+			// Service and PodDisruptionBudget must select exactly the pods of
+			// its own component (consumer or notify).
+			selects := func(sel map[string]string) []string {
+				var names []string
+				for _, d := range r.deployments {
+					if helmSubset(sel, d.Spec.Template.Labels) {
+						names = append(names, d.Spec.Template.Labels[helmComponentLabel])
+					}
+				}
+				return names
+			}
 			for _, s := range r.services {
-				if !helmSubset(s.Spec.Selector, podLabels) {
-					t.Errorf("Service %s selector %v; want it to select the consumer pods %v", s.Name, s.Spec.Selector, podLabels)
+				if got := selects(s.Spec.Selector); len(got) != 1 || got[0] != s.Labels[helmComponentLabel] && s.Labels[helmComponentLabel] != "" {
+					t.Errorf("Service %s (component %q) selector %v selects the pods of %v; want its own component's alone", s.Name, s.Labels[helmComponentLabel], s.Spec.Selector, got)
 				}
 				if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "http" && p.TargetPort.String() == "http" }) {
 					t.Errorf("Service %s ports %+v; want http → targetPort http", s.Name, s.Spec.Ports)
 				}
 			}
 			for _, p := range r.pdbs {
-				if !helmSubset(p.Spec.Selector.MatchLabels, podLabels) {
-					t.Errorf("PodDisruptionBudget %s selector %v; want the consumer pods %v", p.Name, p.Spec.Selector.MatchLabels, podLabels)
+				if got := selects(p.Spec.Selector.MatchLabels); len(got) != 1 || got[0] != p.Spec.Selector.MatchLabels[helmComponentLabel] {
+					t.Errorf("PodDisruptionBudget %s selector %v selects the pods of %v; want one component's", p.Name, p.Spec.Selector.MatchLabels, got)
 				}
 				if (p.Spec.MinAvailable == nil) == (p.Spec.MaxUnavailable == nil) {
 					t.Errorf("PodDisruptionBudget %s: want exactly one of minAvailable and maxUnavailable", p.Name)
@@ -673,9 +803,31 @@ func TestHelmSelectorsAndCRDs(t *testing.T) {
 			env := r.containerEnv(t, d.Spec.Template.Spec.Containers[0])
 
 			for _, sm := range r.custom["ServiceMonitor"] {
-				sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
-				if !slices.ContainsFunc(r.services, func(s corev1.Service) bool { return helmSubset(sel, s.Labels) }) {
-					t.Errorf("ServiceMonitor selector %v matches no rendered Service", sel)
+				// It scrapes the Service of every component that runs (the
+				// consumer's and, when enabled, the notification endpoint's).
+				var sel metav1.LabelSelector
+				if raw, ok, _ := unstructured.NestedMap(sm.Object, "spec", "selector"); ok {
+					if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &sel); err != nil {
+						t.Fatalf("ServiceMonitor selector: %v", err)
+					}
+				}
+				ls, err := metav1.LabelSelectorAsSelector(&sel)
+				if err != nil {
+					t.Fatalf("ServiceMonitor selector: %v", err)
+				}
+				var scraped, running []string
+				for _, s := range r.services {
+					if ls.Matches(labels.Set(s.Labels)) {
+						scraped = append(scraped, s.Labels[helmComponentLabel])
+					}
+				}
+				for _, d := range r.deployments {
+					running = append(running, d.Spec.Template.Labels[helmComponentLabel])
+				}
+				slices.Sort(scraped)
+				slices.Sort(running)
+				if !slices.Equal(scraped, running) {
+					t.Errorf("ServiceMonitor selector %v scrapes the Services of %v; want those of %v", sel, scraped, running)
 				}
 				eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
 				if len(eps) != 1 {

@@ -246,6 +246,7 @@ WXTERM_GROUP: kafka.group
 WXTERM_REQUEST_TOPIC: kafka.requestTopic
 WXTERM_RESULT_TOPIC: kafka.resultTopic
 WXTERM_DLQ_TOPIC: kafka.dlqTopic
+WXTERM_NOTIFICATION_TOPIC: notify.topic
 WXTERM_KAFKA_TLS: kafka.tls
 WXTERM_KAFKA_SASL: kafka.sasl
 WXTERM_REDIS_ADDRS: redis.addrs

@@ -1,11 +1,11 @@
 package main
 
-// Review of issue 14 (independent reviewer): the chart's notification
-// endpoint and the consumer that must read what it writes.
+// The chart's notification endpoint and the consumer that must read what it
+// writes.
 
 import "testing"
 
-// Review finding: with notify.enabled the chart deploys cmd/notify, which
+// Regression (review of issue 14): with notify.enabled the chart deploys cmd/notify, which
 // answers WeChat Pay 200 once a notification is in notify.topic, but it never
 // tells the consumer to read that topic: the consumer's ConfigMap has no
 // WXTERM_NOTIFICATION_TOPIC, and the consumer's default is "" (not read). So
@@ -14,7 +14,7 @@ import "testing"
 // contracts still cost a refused terminate call. Nothing in CI sees it:
 // ci/all-on-values.yaml leaves notify.enabled off, so the notify templates
 // are never rendered nor checked by these tests.
-func TestReviewHelmNotifyFeedsTheConsumer(t *testing.T) {
+func TestHelmNotifyFeedsTheConsumer(t *testing.T) {
 	r := loadRender(t, "all-on")
 	var topic string
 	for _, d := range r.deployments {
