@@ -894,7 +894,8 @@ func TestHelmSelectorsAndCRDs(t *testing.T) {
 var helmMetrics = []string{
 	"wxterm_intents_consumed_total", "wxterm_outcomes_total", "wxterm_wechat_call_duration_seconds", "wxterm_stage_duration_seconds",
 	"wxterm_retries_total", "wxterm_dedupe_hits_total", "wxterm_in_flight", "wxterm_commit_lag",
-	"wxterm_dead_letters_total", "wxterm_ready", "wxterm_systemic_fault",
+	"wxterm_dead_letters_total", "wxterm_ready", "wxterm_systemic_fault", "wxterm_held", "wxterm_output_fault",
+	"wxterm_outputs_reduced_total",
 }
 
 var helmMetricName = regexp.MustCompile(`\bwxterm_[a-z0-9_]+`)
