@@ -1,0 +1,168 @@
+package consumer
+
+// Review of issue 12 (reviewer: review12). Each test states a promise of
+// the issue that the code on main does not keep; each fails on main.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/testenv"
+	"github.com/wxterm/wxterm/internal/wxapi"
+)
+
+// scriptedTerminator answers every query with query and every terminate
+// with terminate, and counts the terminates.
+type scriptedTerminator struct {
+	query, terminate error
+	terminates       int
+}
+
+func (s *scriptedTerminator) Terminate(context.Context, wxapi.Request) (*wxapi.Contract, error) {
+	s.terminates++
+	return nil, s.terminate
+}
+
+func (s *scriptedTerminator) Query(context.Context, wxapi.Request) (*wxapi.Contract, error) {
+	return nil, s.query
+}
+
+// Review (issue 12 item 5): "a retries_exhausted with unknown outcome lets
+// the next request terminate without querying. Leave a mark that makes the
+// next owner query first." The mark (unk) is cleared by any known failure,
+// and the call policy completes a takeover with a known failure without
+// any query having settled the contract: request B, for the same contract
+// but with parameters under which WeChat cannot find it (a query answering
+// 404), or malformed ones (PARAM_ERROR on the query and on the terminate),
+// is answered not_found / rejected, stored as KindFailed, and so request C
+// claims Claimed and terminates without querying, though A's call may have
+// terminated the contract (C then reports our own termination as
+// already_terminated).
+func TestReviewUnknownMarkSurvivesAnUnsettledKnownFailure(t *testing.T) {
+	notFound := &wxapi.Error{API: wxapi.PapayDirect, Op: "query", HTTPStatus: http.StatusNotFound, Code: "NOT_FOUND"}
+	paramQ := &wxapi.Error{API: wxapi.PapayDirect, Op: "query", HTTPStatus: http.StatusBadRequest, Code: wxapi.CodeParamError}
+	paramT := &wxapi.Error{API: wxapi.PapayDirect, Op: "terminate", HTTPStatus: http.StatusBadRequest, Code: wxapi.CodeParamError}
+	for _, tc := range []struct {
+		name  string
+		fake  *scriptedTerminator
+		wantB string // B's reason, to show the case is what it claims
+	}{
+		{"query not found", &scriptedTerminator{query: notFound}, event.ReasonNotFound},
+		{"query and terminate param error", &scriptedTerminator{query: paramQ, terminate: paramT}, event.ReasonRejected},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := dedupe.New(testenv.Redis(t), dedupe.Options{Prefix: "wxterm:" + testenv.Unique(t) + ":"})
+			c, err := New(Options{Brokers: []string{"127.0.0.1:1"}, Store: store,
+				Merchants: map[string]Merchant{"1900000100": {Client: tc.fake}}, DefaultMerchant: "1900000100",
+				Retry: RetryOptions{Initial: time.Millisecond, Max: time.Millisecond, MaxElapsed: 50 * time.Millisecond}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			code := "REVUNK1"
+			// A: its call may have reached WeChat Pay (retries_exhausted, unknown).
+			a := newIntent(event.PapayDirect, code)
+			if _, err := store.Claim(ctx, code, a.RequestID, "oa"); err != nil {
+				t.Fatal(err)
+			}
+			ra := event.Failed(a.RequestID, code, a.API, "", event.Source{}, event.Failure{Reason: event.ReasonRetriesExhausted, Retryable: true}, 1, time.Now())
+			ba, _ := json.Marshal(ra)
+			if err := store.Complete(ctx, code, a.RequestID, "oa", dedupe.KindUnknown, ba); err != nil {
+				t.Fatal(err)
+			}
+			// B takes over, as it must, and runs the call policy.
+			b := newIntent(event.PapayDirect, code)
+			b.RequestID = "req-REVUNK1-b"
+			cl, err := store.Claim(ctx, code, b.RequestID, "ob")
+			if err != nil || cl.Status != dedupe.TakenOver {
+				t.Fatalf("claim B: got %v, %v; want TakenOver", cl.Status, err)
+			}
+			in := &intent{Intent: b, mch: c.merchants["1900000100"], log: c.opts.Logger}
+			r, v, err := c.call(ctx, in, tc.fake, true, &sentMark{})
+			if err != nil || r.Reason != tc.wantB {
+				t.Fatalf("call B: got reason %q, err %v; want %q", r.Reason, err, tc.wantB)
+			}
+			if _, err := c.complete(ctx, in, "ob", outcomeKind(r, v), r); err != nil {
+				t.Fatal(err)
+			}
+			// C: nothing settled whether A's call terminated the contract.
+			cl, err = store.Claim(ctx, code, "req-REVUNK1-c", "oc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cl.Status != dedupe.TakenOver {
+				t.Errorf("claim C after B's %s (no query settled A's call): got %v; want TakenOver (query first)", tc.wantB, cl.Status)
+			}
+		})
+	}
+}
+
+// Review (issue 12 item 6): "a stored outcome that cannot be read … give
+// each a defined path … nothing is dropped silently". An intent whose
+// stored outcome is unreadable is dead-lettered (unreadableOutcome), but a
+// notification whose stored termination is unreadable is acknowledged
+// with nothing published and no dead letter: its offset is committed past
+// it, and the only trace is a log line.
+func TestReviewUnreadableNotificationOutcomeIsNotDroppedSilently(t *testing.T) {
+	r := newNotifyRig(t)
+	in := newIntent(event.PapayDirect, "REVNTF1")
+	seed(r.sim, in)
+	id := "rev-ntf-1"
+	// The record holds this notification's termination, unreadable (a
+	// corrupted value, or one written by an incompatible version).
+	if err := r.rdb.HSet(context.Background(), r.prefix+"{"+in.OutContractCode+"}",
+		"state", "done", "kind", "terminated", "oreq", "notification:"+id, "outcome", "{not json").Err(); err != nil {
+		t.Fatal(err)
+	}
+	opts := r.options()
+	_, _ = r.start(opts)
+	r.deliver(id, event.NotifyEntrustTerminate, "USER_TERMINATE", in)
+	waitTopicCommitted(t, r.harness, opts.GroupID, r.topic, 2)
+	time.Sleep(300 * time.Millisecond) // room for a dead letter in flight to land
+	r.mu.Lock()
+	events, dead := len(r.events), len(r.dead)
+	r.mu.Unlock()
+	if events+dead == 0 {
+		t.Errorf("notification committed with %d results and %d dead letters; want a dead letter (or a hold) naming the unreadable outcome", events, dead)
+	}
+}
+
+// waitTopicCommitted waits until the group's committed offsets of topic's
+// partitions reach their ends, with at least one message.
+func waitTopicCommitted(t *testing.T, h *harness, group, topic string, partitions int) {
+	t.Helper()
+	cl := &kafka.Client{Addr: kafka.TCP(h.brokers...)}
+	ids := make([]int, partitions)
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for i := range partitions {
+		ids[i], reqs[i] = i, kafka.LastOffsetOf(i)
+	}
+	deadline := time.Now().Add(waitLong)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
+		e, err2 := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+		cancel()
+		if err == nil && err2 == nil {
+			var committed, end int64
+			for _, p := range c.Topics[topic] {
+				committed += max(p.CommittedOffset, 0)
+			}
+			for _, p := range e.Topics[topic] {
+				end += p.LastOffset
+			}
+			if end > 0 && committed == end {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("group %s never committed %s to its end", group, topic)
+}
