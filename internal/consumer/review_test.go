@@ -7,9 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
@@ -165,4 +167,79 @@ func waitTopicCommitted(t *testing.T, h *harness, group, topic string, partition
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("group %s never committed %s to its end", group, topic)
+}
+
+// countingTerminator answers every terminate with a 429 (not sent) and
+// counts the terminates.
+type countingTerminator struct{ terminates atomic.Int64 }
+
+func (s *countingTerminator) Terminate(context.Context, wxapi.Request) (*wxapi.Contract, error) {
+	s.terminates.Add(1)
+	return nil, &wxapi.Error{API: wxapi.PapayDirect, Op: "terminate", HTTPStatus: http.StatusTooManyRequests, Code: "FREQUENCY_LIMITED"}
+}
+
+func (s *countingTerminator) Query(context.Context, wxapi.Request) (*wxapi.Contract, error) {
+	return &wxapi.Contract{}, nil
+}
+
+// Review (issue 12, takeovers): a worker cut off from Redis keeps calling
+// terminate after its lease has run out and another worker took the
+// contract over (keepLease ignores every Extend error but ErrNotOwner, and
+// the call policy never asks whether the lease is still held), so two
+// owners call WeChat Pay for one contract at once: the new owner's query
+// cannot see a terminate the old one sends after it. A worker that could
+// not renew its lease for a whole lease should stop calling.
+func TestReviewWorkerCutOffFromRedisStopsCallingOnceItsLeaseIsGone(t *testing.T) {
+	prefix := "wxterm:" + testenv.Unique(t) + ":"
+	lease := 300 * time.Millisecond
+	rdbA := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	storeA := dedupe.New(rdbA, dedupe.Options{Prefix: prefix, Lease: lease})
+	rdbB := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)}) // same database as A's
+	t.Cleanup(func() { _ = rdbB.Close() })
+	storeB := dedupe.New(rdbB, dedupe.Options{Prefix: prefix, Lease: lease})
+	t.Cleanup(func() { _ = rdbB.Del(context.Background(), prefix+"{REVCUT1}").Err() })
+	fake := &countingTerminator{}
+	c, err := New(Options{Brokers: []string{"127.0.0.1:1"}, Store: storeA,
+		Merchants: map[string]Merchant{"1900000100": {Client: fake}}, DefaultMerchant: "1900000100",
+		Retry: RetryOptions{Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond, MaxElapsed: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &intent{Intent: newIntent(event.PapayDirect, "REVCUT1"), mch: c.merchants["1900000100"], log: c.opts.Logger}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cl, err := storeA.Claim(ctx, in.OutContractCode, in.RequestID, "owner-a")
+	if err != nil || cl.Status != dedupe.Claimed {
+		t.Fatalf("claim A: %v, %v", cl.Status, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = c.callClaimed(ctx, in, "owner-a", cl, make(semaphore, 1), &sentMark{})
+	}()
+	waitUntil(t, "A calls", func() bool { return fake.terminates.Load() > 0 })
+	_ = rdbA.Close() // A is cut off from Redis
+	var clB dedupe.Claim
+	waitUntilShort(t, "B takes over", func() bool {
+		clB, err = storeB.Claim(context.Background(), in.OutContractCode, in.RequestID, "owner-b")
+		return err == nil && clB.Status == dedupe.TakenOver
+	})
+	at := fake.terminates.Load()
+	time.Sleep(3 * lease)
+	if n := fake.terminates.Load() - at; n > 0 {
+		t.Errorf("A made %d terminate calls after B took the contract over; want 0 (its lease was gone for a whole lease)", n)
+	}
+	cancel()
+	<-done
+}
+
+func waitUntilShort(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
