@@ -415,15 +415,21 @@ func (f *outputFaults) err() error {
 func (c *Consumer) unreadableOutcome(in *intent, cause error) output {
 	b, _ := json.Marshal(in.Intent)
 	in.log.Error("stored outcome unreadable: dead-lettering the intent", "err", cause)
+	return c.unreadableDeadLetter([]byte(in.OutContractCode), b, in.src, cause)
+}
+
+// unreadableDeadLetter is the dead letter of a message (key, value, from
+// src) whose stored outcome cannot be read: dlq_error names the cause.
+func (c *Consumer) unreadableDeadLetter(key, value []byte, src event.Source, cause error) output {
 	return output{deadLetter: &kafka.Message{
 		Topic: c.opts.DLQTopic,
-		Key:   []byte(in.OutContractCode),
-		Value: b,
+		Key:   key,
+		Value: value,
 		Headers: []kafka.Header{
 			{Key: event.HeaderDLQError, Value: []byte(truncate(cause.Error(), maxReducedDetail))},
-			{Key: event.HeaderDLQSourceTopic, Value: []byte(in.src.Topic)},
-			{Key: event.HeaderDLQSourcePartition, Value: []byte(strconv.Itoa(in.src.Partition))},
-			{Key: event.HeaderDLQSourceOffset, Value: []byte(strconv.FormatInt(in.src.Offset, 10))},
+			{Key: event.HeaderDLQSourceTopic, Value: []byte(src.Topic)},
+			{Key: event.HeaderDLQSourcePartition, Value: []byte(strconv.Itoa(src.Partition))},
+			{Key: event.HeaderDLQSourceOffset, Value: []byte(strconv.FormatInt(src.Offset, 10))},
 		},
 	}}
 }
