@@ -78,6 +78,9 @@ func TestDecodeIntentRejects(t *testing.T) {
 		{"wrong type", func(m map[string]any) { m["request_id"] = 7 }, "/request_id"},
 		{"unknown field", func(m map[string]any) { m["amount"] = 1 }, "amount"},
 		{"mchid not digits", func(m map[string]any) { m["mchid"] = "19x" }, "/mchid"},
+		// A request id of the notifications' form would share a notification's
+		// request id, its stored outcome and its event_id.
+		{"request_id reserved for notifications", func(m map[string]any) { m["request_id"] = "notification:evt-1" }, "/request_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

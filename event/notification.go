@@ -10,6 +10,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/wxterm/wxterm/internal/intentid"
 	"github.com/wxterm/wxterm/schemas"
 )
 
@@ -124,7 +125,7 @@ type Notification struct {
 // RequestID is the request id a result derived from n carries: stable
 // across WeChat Pay's repeats of n, so event.EventID(n.RequestID(), …) is
 // too, and distinct from any intent's.
-func (n Notification) RequestID() string { return "notification:" + n.ID }
+func (n Notification) RequestID() string { return intentid.NotificationPrefix + n.ID }
 
 // InvalidNotificationError says why bytes are not a valid notification
 // event. Its text quotes schema locations, never the input.

@@ -69,6 +69,7 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 	// unknown: an earlier call may have terminated the contract; query
 	// before terminating. pending: it is being terminated; query only.
 	unknown := takenOver || mark.sent()
+	unsettled := unknown // no query has told the contract's state since a call that may have been sent
 	pending := false
 	b := c.opts.Retry.backoff()
 	var last *wxapi.Error
@@ -77,6 +78,7 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 		var werr error
 		if unknown || pending {
 			ct, qerr := client.Query(ctx, req)
+			unsettled = unsettled && qerr != nil
 			switch {
 			case qerr == nil && ct.Terminated():
 				t := event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, already(ct, mark, takenOver), c.opts.Now())
@@ -124,6 +126,7 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 			}
 		}
 		if res != nil {
+			v.unknown = unknown || pending || unsettled // a failure that settled nothing keeps the next owner querying first
 			return *res, v, nil
 		}
 		if ctx.Err() != nil {
@@ -133,7 +136,7 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 		if errors.As(werr, &we) {
 			last = we
 			if we.Sent {
-				unknown = true
+				unknown, unsettled = true, true
 			}
 		}
 		if wxapi.Classify(werr) == wxapi.Systemic {
@@ -144,7 +147,7 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 		if d == backoff.Stop {
 			// A call of ours (or a dead owner's) may have terminated the
 			// contract and no answer since says whether it did.
-			v.unknown = unknown || pending
+			v.unknown = unknown || pending || unsettled
 			return exhausted(in, werr, last, v.unknown, mark.attempts, c.opts.Now()), v, nil
 		}
 		c.opts.Metrics.Retries.WithLabelValues(string(in.API)).Inc()

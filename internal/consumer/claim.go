@@ -16,6 +16,13 @@ import (
 // worked on it: start again from the claim.
 var errLostClaim = errors.New("claim lost")
 
+// errLeaseUnconfirmed cancels the work of a worker whose lease no Extend
+// (nor the claim) confirmed for a whole lease: Redis is away or too slow to
+// answer, and another worker may have taken the contract over. No further
+// call starts (bound checks the work context last, slots.go); the worker
+// claims again, its sentMark keeping what it may have sent.
+var errLeaseUnconfirmed = errors.New("lease unconfirmed: no renewal succeeded for a whole lease")
+
 // claim takes in's contract in the dedupe store under a fresh owner token,
 // waiting while another worker's live lease holds it (a replica that still
 // has the partition, or a replay): waiting rather than committing past it.
@@ -90,15 +97,22 @@ func (c *Consumer) answerFromRecord(ctx context.Context, in *intent, cl dedupe.C
 // even when the record was lost and the claim answers Claimed.
 func (c *Consumer) callClaimed(ctx context.Context, in *intent, owner string, cl dedupe.Claim, calls semaphore, mark *sentMark) (event.Result, verdict, error) {
 	workCtx, cancelWork := context.WithCancelCause(ctx)
-	stopLease := c.keepLease(workCtx, cancelWork, in.OutContractCode, owner)
+	stopLease := c.keepLease(workCtx, cancelWork, in.OutContractCode, owner, cl.LeaseUntil)
 	r, v, err := c.call(workCtx, in, in.mch.caller(calls), cl.Status == dedupe.TakenOver, mark)
 	stopLease()
 	cancelWork(nil)
 	if err == nil {
 		return r, v, nil
 	}
-	if context.Cause(workCtx) == errLostClaim && ctx.Err() == nil {
+	switch cause := context.Cause(workCtx); {
+	case ctx.Err() != nil:
+	case cause == errLostClaim:
 		return r, v, errLostClaim
+	case cause == errLeaseUnconfirmed:
+		// Not released: Redis is unreachable, and whoever claims next,
+		// this worker included, finds the lease run out and queries first.
+		in.log.Warn("lease unconfirmed: calls stopped; claiming again", "err", cause)
+		return r, v, fmt.Errorf("%w: %w", errLostClaim, cause)
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_ = c.opts.Store.Release(rctx, in.OutContractCode, owner)
@@ -159,29 +173,46 @@ func (c *Consumer) markPublished(ctx context.Context, code, requestID string) {
 // called; if the claim is lost it cancels the work with errLostClaim. A
 // timer rather than a goroutine per intent: most intents finish long before
 // the first renewal.
-func (c *Consumer) keepLease(ctx context.Context, cancel context.CancelCauseFunc, code, owner string) (stop func()) {
-	every := c.opts.Store.Lease() / 3
+//
+// An Extend that fails otherwise (Redis away) is tried again at the next
+// renewal, but the lease it did not renew runs out: once a whole lease has
+// passed since the last confirmation (the claim, whose lease ends at until,
+// or the sending of the last successful Extend), another worker may take
+// the contract over, so the work is cancelled with errLeaseUnconfirmed. A
+// timer of its own does it, since an Extend to an unreachable Redis may
+// block longer than the lease.
+func (c *Consumer) keepLease(ctx context.Context, cancel context.CancelCauseFunc, code, owner string, until time.Time) (stop func()) {
+	lease := c.opts.Store.Lease()
+	every := lease / 3
+	if d := time.Until(until); d <= 0 || d > lease {
+		until = time.Now().Add(lease) // a store clock unlike ours (tests): the lease from now
+	}
+	expiry := time.AfterFunc(time.Until(until), func() { cancel(errLeaseUnconfirmed) })
 	var mu sync.Mutex
 	stopped := false
 	var t *time.Timer
 	t = time.AfterFunc(every, func() {
+		sent := time.Now()
 		err := c.opts.Store.Extend(ctx, code, owner)
 		if errors.Is(err, dedupe.ErrNotOwner) {
 			cancel(errLostClaim)
 			return
 		}
-		// Other errors: Redis is away; the next renewal tries again, and
-		// Complete refuses if the lease was lost meanwhile.
 		mu.Lock()
-		if !stopped {
-			t.Reset(every)
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-		mu.Unlock()
+		if err == nil {
+			expiry.Reset(time.Until(sent.Add(lease)))
+		}
+		t.Reset(every)
 	})
 	return func() {
 		mu.Lock()
 		stopped = true
 		t.Stop()
+		expiry.Stop()
 		mu.Unlock()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -87,8 +88,11 @@ func (c *Consumer) handleNotification(ctx context.Context, m kafka.Message) bool
 		// crash between recording and publishing publishes the same bytes.
 		var r event.Result
 		if err := json.Unmarshal(t.Outcome, &r); err != nil {
-			log.Error("stored notification outcome unreadable", "err", err)
-			return true
+			// Like an intent's (unreadableOutcome): dead-lettered, never
+			// acknowledged in silence.
+			cause := fmt.Errorf("stored termination of %s (notification %s) unreadable: %w", n.OutContractCode, n.RequestID(), err)
+			log.Error("stored notification outcome unreadable: dead-lettering the notification", "err", cause)
+			return c.publish(ctx, c.unreadableDeadLetter(m.Key, m.Value, src, cause)) == nil
 		}
 		return c.publish(ctx, output{result: &r, encoded: t.Outcome, claimed: true}) == nil
 	}

@@ -128,12 +128,14 @@ func (c *Consumer) resultHeaders(r *event.Result) []kafka.Header {
 // it or ctx is done: the intent is not done until its answer is durable.
 // Kafka's answers are classified (refusalOf): a record it will never accept
 // comes back as a *refusedError for publish to reduce, unless m is the
-// final, headers-only dead letter; a configuration fault, and a refused
-// final dead letter, hold the consumer unready while retrying.
+// final, headers-only dead letter; a configuration fault, a refused final
+// dead letter, and a write failing transiently for stuckWrite, hold the
+// consumer unready while retrying (holds).
 func (c *Consumer) write(ctx context.Context, m kafka.Message, final bool) error {
 	b := c.opts.Retry.backoff()
 	b.MaxElapsedTime = 0
 	held := false
+	var failingSince time.Time
 	defer func() {
 		if held {
 			c.faults.release(m.Topic)
@@ -147,10 +149,13 @@ func (c *Consumer) write(ctx context.Context, m kafka.Message, final bool) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		}
 		switch kind := refusalOf(err); {
 		case kind == refusedRecord && !final:
 			return &refusedError{err: err}
-		case kind != transient:
+		case holds(kind, time.Since(failingSince)):
 			c.faults.hold(m.Topic, err, !held)
 			held = true
 			c.opts.Logger.Error("kafka refuses the consumer's output: holding the partition until it clears", "topic", m.Topic,
@@ -189,6 +194,18 @@ var kafkaRefusals = map[kafka.Error]refusal{
 	kafka.UnknownTopicOrPartition:     configFault, // the topic is missing (or not visible to this principal)
 	kafka.InvalidRequiredAcks:         configFault,
 	kafka.PolicyViolation:             configFault,
+}
+
+// stuckWrite is how long one write may fail with errors classified
+// transient (a code kafkaRefusals does not list included) before it holds
+// the consumer unready like a configuration fault: retrying goes on, but a
+// write Kafka never takes is never silent.
+const stuckWrite = time.Minute
+
+// holds reports whether a write failing with kind, for failingFor since its
+// first failure, holds the consumer unready (wxterm_output_fault).
+func holds(kind refusal, failingFor time.Duration) bool {
+	return kind != transient || failingFor >= stuckWrite
 }
 
 func refusalOf(err error) refusal {
@@ -415,15 +432,21 @@ func (f *outputFaults) err() error {
 func (c *Consumer) unreadableOutcome(in *intent, cause error) output {
 	b, _ := json.Marshal(in.Intent)
 	in.log.Error("stored outcome unreadable: dead-lettering the intent", "err", cause)
+	return c.unreadableDeadLetter([]byte(in.OutContractCode), b, in.src, cause)
+}
+
+// unreadableDeadLetter is the dead letter of a message (key, value, from
+// src) whose stored outcome cannot be read: dlq_error names the cause.
+func (c *Consumer) unreadableDeadLetter(key, value []byte, src event.Source, cause error) output {
 	return output{deadLetter: &kafka.Message{
 		Topic: c.opts.DLQTopic,
-		Key:   []byte(in.OutContractCode),
-		Value: b,
+		Key:   key,
+		Value: value,
 		Headers: []kafka.Header{
 			{Key: event.HeaderDLQError, Value: []byte(truncate(cause.Error(), maxReducedDetail))},
-			{Key: event.HeaderDLQSourceTopic, Value: []byte(in.src.Topic)},
-			{Key: event.HeaderDLQSourcePartition, Value: []byte(strconv.Itoa(in.src.Partition))},
-			{Key: event.HeaderDLQSourceOffset, Value: []byte(strconv.FormatInt(in.src.Offset, 10))},
+			{Key: event.HeaderDLQSourceTopic, Value: []byte(src.Topic)},
+			{Key: event.HeaderDLQSourcePartition, Value: []byte(strconv.Itoa(src.Partition))},
+			{Key: event.HeaderDLQSourceOffset, Value: []byte(strconv.FormatInt(src.Offset, 10))},
 		},
 	}}
 }

@@ -172,3 +172,26 @@ func TestRefusalOf(t *testing.T) {
 		}
 	}
 }
+
+// Regression (issue 12 review, item 5): a Kafka error code kafkaRefusals does
+// not list was retried forever while the consumer said ready. A write failing
+// transiently for stuckWrite now holds it unready (wxterm_output_fault); a
+// brief failure (a leader election) does not.
+func TestStuckTransientWriteHolds(t *testing.T) {
+	for _, tc := range []struct {
+		kind       refusal
+		failingFor time.Duration
+		want       bool
+	}{
+		{transient, 0, false},
+		{transient, stuckWrite - time.Millisecond, false},
+		{transient, stuckWrite, true},
+		{refusalOf(kafka.Error(-9999)), 2 * stuckWrite, true}, // a code no one listed
+		{configFault, 0, true},
+		{refusedRecord, 0, true}, // a refused final dead letter: reduce is no longer possible
+	} {
+		if got := holds(tc.kind, tc.failingFor); got != tc.want {
+			t.Errorf("holds(%d, %v): got %v; want %v", tc.kind, tc.failingFor, got, tc.want)
+		}
+	}
+}

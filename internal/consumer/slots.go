@@ -21,6 +21,11 @@ func bound(calls semaphore) middleware {
 				return nil, ctx.Err()
 			}
 			defer func() { <-calls }()
+			// The last moment before the call: a work context cancelled
+			// meanwhile (a lease no longer confirmed, claim.go) starts none.
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			return next(ctx, r)
 		}
 	}

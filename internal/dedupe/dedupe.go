@@ -364,9 +364,11 @@ func (s *Store) Extend(ctx context.Context, outContractCode, owner string) error
 //
 // Pass KindUnknown for a failure whose call may have reached WeChat Pay and
 // whose effect no query has settled since; KindFailed only for a failure
-// whose effect is known (WeChat Pay judged the call, or a query after the
-// claim showed the contract not terminated): a known outcome clears the mark
-// an earlier KindUnknown left.
+// whose effect is known (no call may have reached WeChat Pay unseen, or a
+// query after it told the contract's state): a known outcome clears the
+// mark an earlier KindUnknown left. An answer about the request alone (a
+// PARAM_ERROR, a query that finds no contract under its parameters)
+// settles nothing about an earlier request's call.
 func (s *Store) Complete(ctx context.Context, outContractCode, requestID, owner, kind string, outcome []byte) error {
 	if kind != KindTerminated && kind != KindFailed && kind != KindUnknown {
 		return fmt.Errorf("dedupe: complete %s: unknown kind %q", outContractCode, kind)

@@ -26,6 +26,16 @@ func ValidRequestID[T string | []byte](s T) bool {
 	return true
 }
 
+// NotificationPrefix starts the request id of every result derived from a
+// WeChat Pay notification (event.Notification.RequestID): the schema
+// reserves it, so no intent's request id collides with a notification's.
+const NotificationPrefix = "notification:"
+
+// Reserved reports whether request id s is reserved for notifications.
+func Reserved[T string | []byte](s T) bool {
+	return len(s) >= len(NotificationPrefix) && string(s[:len(NotificationPrefix)]) == NotificationPrefix
+}
+
 // ValidCode checks the intent schema's pattern for out_contract_code
 // (^[A-Za-z0-9]{1,64}$).
 func ValidCode[T string | []byte](s T) bool {
@@ -108,7 +118,7 @@ func Peek(b, key []byte) (requestID, outContractCode string, ok bool) {
 			return "", "", false
 		}
 	}
-	if i >= len(b) || skipWS(b, i+1) != len(b) || !seenReq || !seenCode || !ValidRequestID(req) || !ValidCode(code) ||
+	if i >= len(b) || skipWS(b, i+1) != len(b) || !seenReq || !seenCode || !ValidRequestID(req) || Reserved(req) || !ValidCode(code) ||
 		(len(key) > 0 && string(key) != string(code)) {
 		return "", "", false
 	}

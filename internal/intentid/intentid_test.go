@@ -115,6 +115,8 @@ func TestPeek(t *testing.T) {
 		{`{"request_id":"r1","out_contract_code":"A-B"}`, "", "", "", false},
 		{`["request_id","r1"]`, "", "", "", false},
 		{`{"request_id":"r1","out_contract_code":"ABC"`, "", "", "", false},
+		{`{"request_id":"notification:n1","out_contract_code":"ABC"}`, "", "", "", false}, // reserved: the full path refuses it
+		{`{"request_id":"notification-n1","out_contract_code":"ABC"}`, "", "notification-n1", "ABC", true},
 	}
 	for _, tt := range tests {
 		req, code, ok := Peek([]byte(tt.b), []byte(tt.key))
