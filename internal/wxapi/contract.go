@@ -320,6 +320,10 @@ func (w *globalWire) contract() *Contract {
 // errNoContract: a success answer without the contract its API documents.
 var errNoContract = fmt.Errorf("answer holds no contract")
 
+// errUndocumented: a success answer in a status or shape its API does not
+// document.
+var errUndocumented = fmt.Errorf("undocumented success answer")
+
 // decodeAnswer reads a 2xx answer's body in the shape api documents for
 // op. It returns nil, nil where the API documents an answer without a
 // contract: global papay's terminate (204, seed 002) and a credit repayment
@@ -329,7 +333,7 @@ func decodeAnswer(api API, op string, body []byte) (*Contract, error) {
 	var c *Contract
 	switch {
 	case api == GlobalPapay && op == opTerminate:
-		return nil, nil // 204, no body; any body is not documented and not read
+		return nil, nil // 204, no body (decode refuses any other answer)
 	case empty:
 		return nil, errNoContract
 	case api == CreditRepayment && op == opTerminate:
