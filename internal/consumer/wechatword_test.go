@@ -10,7 +10,8 @@ import (
 	"github.com/wxterm/wxterm/internal/wxapi"
 )
 
-// Review of issue 13 (the call policy against WeChat Pay's documented
+// already_terminated and the terminate answer judged from WeChat Pay's word
+// (issue 13 review: the call policy against WeChat Pay's documented
 // answers). Each test drives call with a scripted Terminator whose answers
 // are what wxapi decodes from the documented shapes (TestDecodeGolden
 // covers the decoding): Status, TerminationMode and TerminatedAt are
@@ -71,7 +72,7 @@ func papayTerminated(t *testing.T, api wxapi.API, raw string, mode wxapi.Mode, w
 // time. call compares it with our first attempt on our clock with a slack
 // of one second (clockSlack), so our own call is reported
 // already_terminated: true.
-func TestReviewClockSkewOwnTerminationIsNotAlready(t *testing.T) {
+func TestClockSkewOwnTerminationIsNotAlready(t *testing.T) {
 	ours := time.Date(2026, 5, 20, 5, 29, 35, 600e6, time.UTC) // 13:29:35.6 in Beijing on our clock
 	// WeChat's clock reads 3.5 s less when our request arrives: 13:29:32.1.
 	ct := papayTerminated(t, wxapi.PapayDirect, "MCH_API_TERMINATE", wxapi.ModeMerchant, "2026-05-20T13:29:32+08:00")
@@ -99,7 +100,7 @@ func TestReviewClockSkewOwnTerminationIsNotAlready(t *testing.T) {
 // after our transient failure, or any console termination under a takeover,
 // is reported as our own (already_terminated false) though WeChat says it
 // was not an API call.
-func TestReviewConsoleTerminationIsNeverOurs(t *testing.T) {
+func TestConsoleTerminationIsNeverOurs(t *testing.T) {
 	first := time.Date(2026, 5, 20, 5, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name       string
@@ -142,7 +143,7 @@ func TestReviewConsoleTerminationIsNeverOurs(t *testing.T) {
 // example: TERMINATION_MODE_BY_USER). An answer saying the user terminated
 // it a day before our call is WeChat's word that it was already
 // terminated: already_terminated must be true.
-func TestReviewTerminateAnswerNamesTheUser(t *testing.T) {
+func TestTerminateAnswerNamesTheUser(t *testing.T) {
 	now := time.Date(2026, 5, 20, 5, 0, 0, 0, time.UTC)
 	at, _ := time.Parse(time.RFC3339, "2026-05-19T13:00:00+08:00")
 	ct := &wxapi.Contract{API: wxapi.CreditRepayment, ContractID: "20250101000000123456789", PlanID: "WxCreditRepaymentPlan12345678",
@@ -166,7 +167,7 @@ func TestReviewTerminateAnswerNamesTheUser(t *testing.T) {
 // result saying terminated and effective at once. A 200 whose contract is
 // not terminated should be confirmed by a query (or reported with the
 // terminated state), never published as is.
-func TestReviewTerminatedEventIsNotEffective(t *testing.T) {
+func TestTerminatedEventIsNotEffective(t *testing.T) {
 	now := time.Date(2026, 5, 20, 5, 0, 0, 0, time.UTC)
 	effective := &wxapi.Contract{API: wxapi.CreditRepayment, ContractID: "20250101000000123456789", OutContractCode: "CREFF1",
 		ContractState: "CONTRACT_STATE_EFFECTIVE", Status: wxapi.StatusEffective}
@@ -181,5 +182,26 @@ func TestReviewTerminatedEventIsNotEffective(t *testing.T) {
 	}
 	if r.EventType == event.TypeTerminated && (r.Contract == nil || r.Contract.State != string(wxapi.StatusTerminated)) {
 		t.Errorf("got contract-terminated with contract %+v; want its state terminated", r.Contract)
+	}
+}
+
+// A terminate answered 200 whose contract still reads effective, and every
+// query after it too: never a second terminate, and at the retry budget's
+// end an outcome unknown (retries_exhausted), stored as such.
+func TestAcceptedButEffectiveIsNeverTerminatedAgain(t *testing.T) {
+	now := time.Date(2026, 5, 20, 5, 0, 0, 0, time.UTC)
+	effective := &wxapi.Contract{API: wxapi.CreditRepayment, ContractID: "20250101000000123456789", OutContractCode: "CREFF2",
+		ContractState: "CONTRACT_STATE_EFFECTIVE", Status: wxapi.StatusEffective}
+	s := &scripted{terminates: []answerPair{{c: effective}}, queries: []answerPair{{c: effective}}}
+	in := &intent{Intent: newIntent(event.CreditRepayment, "CREFF2")}
+	c := reviewConsumer(now)
+	c.opts.Retry.MaxElapsed = 50 * time.Millisecond
+	r, v, err := c.call(context.Background(), in, s, false, &sentMark{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.EventType != event.TypeFailed || r.Reason != event.ReasonRetriesExhausted || !v.unknown || s.nTerm != 1 || s.nQuery == 0 {
+		t.Errorf("got %s reason %q unknown %v after %d terminates, %d queries; want retries_exhausted, outcome unknown, 1 terminate, queries",
+			r.EventType, r.Reason, v.unknown, s.nTerm, s.nQuery)
 	}
 }
