@@ -17,7 +17,7 @@ import (
 	"github.com/wxterm/wxterm/internal/wxsim/wxsimtest"
 )
 
-// Review of issue 13: WeChat Pay answering as its pages document (or
+// Issue 13 review: WeChat Pay answering as its pages document (or
 // answering something they do not document), against the client.
 
 // signedAnswer serves status and body to every request, signed with k's
@@ -54,7 +54,7 @@ func signedAnswer(t *testing.T, k *wxsim.Keys, status int, body string) *httptes
 // a terminate after a Sent failure, the issue's original failure mode. A
 // query answer without a state is not WeChat's word that the contract is
 // effective: it must be an error (outcome unknown) or Pending.
-func TestReviewQueryWithoutStateIsNotSafeToTerminate(t *testing.T) {
+func TestQueryWithoutStateIsNotSafeToTerminate(t *testing.T) {
 	k := wxsimtest.Keys(t)
 	cases := []struct {
 		name string
@@ -90,7 +90,7 @@ func TestReviewQueryWithoutStateIsNotSafeToTerminate(t *testing.T) {
 // without looking at status or body, so a signed 200 carrying an error
 // body is reported as terminated by us. An undocumented success answer
 // must leave the outcome unknown (an error, Sent: query first).
-func TestReviewGlobalTerminateOnly204IsSuccess(t *testing.T) {
+func TestGlobalTerminateOnly204IsSuccess(t *testing.T) {
 	k := wxsimtest.Keys(t)
 	srv := signedAnswer(t, k, http.StatusOK, `{"code":"SYSTEM_ERROR","message":"系统繁忙，请稍后重试"}`)
 	client, err := wxapi.New(k.ClientConfig(srv.URL))
@@ -113,7 +113,7 @@ func TestReviewGlobalTerminateOnly204IsSuccess(t *testing.T) {
 // host does not know it) cannot be created, and the global answers are
 // never checked against the global certificates. The simulator serves
 // /v3/global/certificates, but on the one host that answers everything.
-func TestReviewCertificatesFromTheGlobalHost(t *testing.T) {
+func TestCertificatesFromTheGlobalHost(t *testing.T) {
 	k := wxsimtest.Keys(t)
 	opts := k.SimOptions()
 	opts.Signing = wxsim.SignCertificate
@@ -156,7 +156,7 @@ func TestReviewCertificatesFromTheGlobalHost(t *testing.T) {
 // serial fails as ErrSignature, Systemic: the merchant's calls are held for
 // up to a day. An answer naming a serial the client does not hold should
 // make it download the certificates again before judging the signature.
-func TestReviewCertificateRotation(t *testing.T) {
+func TestCertificateRotation(t *testing.T) {
 	k := wxsimtest.Keys(t)
 	opts := k.SimOptions()
 	opts.Signing = wxsim.SignCertificate
