@@ -45,7 +45,7 @@ func documentedScenario(ctx context.Context, r *runCtx) error {
 	}
 	r.setup(n)
 	missing, user := r.documentedContracts(sim)
-	r.notef("simulator with papay TERMINATE_PENDING for %s; %d contracts that do not exist, %d terminated by their user before the run, over the four APIs",
+	r.notef("simulator with papay TERMINATE_PENDING for %s; %d contracts that do not exist, %d terminated by their user (or, on papay, in the merchant console) before the run, over the four APIs",
 		documentedPendingFor, missing, user)
 
 	transient := []wxsim.FaultKind{wxsim.FaultHTTP500, wxsim.FaultHTTP503, wxsim.Fault429, wxsim.FaultTimeout, wxsim.FaultDrop}
