@@ -45,7 +45,7 @@ func documentedScenario(ctx context.Context, r *runCtx) error {
 	}
 	r.setup(n)
 	missing, user := r.documentedContracts(sim)
-	r.notef("simulator with papay TERMINATE_PENDING for %s; %d contracts that do not exist, %d terminated by their user before the run, over the four APIs",
+	r.notef("simulator with papay TERMINATE_PENDING for %s; %d contracts that do not exist, %d terminated by their user (or, on papay, in the merchant console) before the run, over the four APIs",
 		documentedPendingFor, missing, user)
 
 	transient := []wxsim.FaultKind{wxsim.FaultHTTP500, wxsim.FaultHTTP503, wxsim.Fault429, wxsim.FaultTimeout, wxsim.FaultDrop}
@@ -134,9 +134,11 @@ func (r *runCtx) ownSimulator() (*wxsim.Server, error) {
 }
 
 // documentedContracts makes one primary contract in twenty one that does
-// not exist and one in twenty one its user terminated an hour ago, on every
-// API (the workload cycles through the APIs every ten intents), and marks
-// what each intent expects.
+// not exist, one in twenty one its user terminated an hour ago, on every
+// API (the workload cycles through the APIs every ten intents), and one in
+// twenty on a papay API one the merchant's console terminated an hour ago
+// (counted with the user's: already_terminated true), and marks what each
+// intent expects.
 func (r *runCtx) documentedContracts(sim *wxsim.Server) (missing, user int) {
 	expect := make(map[string]string) // out_contract_code → expectation
 	i := 0
@@ -149,15 +151,25 @@ func (r *runCtx) documentedContracts(sim *wxsim.Server) (missing, user int) {
 			sim.SeedMissing(in.simKey)
 			expect[in.code] = expectMissing
 			missing++
-		case 1:
+		case 1, 2:
 			var ev event.Intent
 			if err := json.Unmarshal(in.raw, &ev); err != nil {
 				panic(err) // the workload's own JSON
 			}
+			by := wxsim.ByUser
+			if (i/10)%20 == 2 {
+				// The merchant's console (papay WEPAY_WEB_TERMINATE): never
+				// our API call, even under a takeover. The other families
+				// cannot tell it from an API call: only papay is seeded so.
+				if ev.API != event.PapayPartner && ev.API != event.PapayDirect {
+					break
+				}
+				by = wxsim.ByMerchantConsole
+			}
 			sim.Seed(wxsim.Contract{API: wxapi.API(ev.API), OutContractCode: ev.OutContractCode, PlanID: ev.PlanID,
 				ContractID: ev.ContractID, SubMchID: ev.SubMchID, AppID: ev.AppID, SpAppID: ev.SpAppID, SubAppID: ev.SubAppID,
 				DisplayName: "*user"})
-			sim.TerminateAs(in.simKey, wxsim.ByUser, time.Now().Add(-time.Hour))
+			sim.TerminateAs(in.simKey, by, time.Now().Add(-time.Hour))
 			expect[in.code] = expectUser
 			user++
 		}

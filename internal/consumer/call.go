@@ -46,11 +46,11 @@ type verdict struct {
 // before the retry budget ends.
 var errPending = errors.New("termination pending at WeChat Pay: querying again")
 
-// clockSlack is how far our clock and WeChat Pay's may differ when a
-// termination's time is compared with our first attempt's. WeChat's times
-// have whole seconds (RFC 3339 without fractions in every API's examples,
-// NOTES-wechatpay.md), so our time is truncated first.
-const clockSlack = time.Second
+// errUnconfirmed stands for a terminate WeChat Pay accepted (2xx) whose
+// answer does not say the contract is terminated (seed 000's example
+// answers CONTRACT_STATE_EFFECTIVE): query until a query says terminated;
+// never terminate again, never publish the answer as a termination.
+var errUnconfirmed = errors.New("terminate accepted but the contract does not read terminated: querying again")
 
 // call is the call policy: it resolves a claimed intent against WeChat Pay
 // through client (the merchant's decorated Terminator, client.go). It
@@ -71,20 +71,25 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 	unknown := takenOver || mark.sent()
 	unsettled := unknown // no query has told the contract's state since a call that may have been sent
 	pending := false
+	// accepted: WeChat answered our terminate 2xx but did not say the
+	// contract is terminated: query only, as for pending.
+	accepted := false
 	b := c.opts.Retry.backoff()
 	var last *wxapi.Error
 	for {
 		var res *event.Result
 		var werr error
-		if unknown || pending {
+		if unknown || pending || accepted {
 			ct, qerr := client.Query(ctx, req)
 			unsettled = unsettled && qerr != nil
 			switch {
 			case qerr == nil && ct.Terminated():
-				t := event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, already(ct, mark, takenOver), c.opts.Now())
+				t := event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, c.already(ct, mark, takenOver), c.opts.Now())
 				res = &t
 			case qerr == nil && ct.Pending():
 				pending, werr = true, errPending
+			case qerr == nil && accepted:
+				werr = errUnconfirmed // effective after our accepted terminate: never terminate again
 			case qerr == nil && pending:
 				// Pending, then effective again: WeChat undid the termination
 				// (no page says it can). Terminating again is what the intent asks.
@@ -109,8 +114,12 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 			switch {
 			case terr == nil && ct.Pending():
 				pending, werr = true, errPending // accepted, under way: never terminate again
+			case terr == nil && !ct.Terminated():
+				accepted, werr = true, errUnconfirmed
 			case terr == nil:
-				t := event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, false, c.opts.Now())
+				// The answer may say who terminated it and when (credit
+				// repayment's contract_info, seed 000): judged like a query's.
+				t := event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, c.already(ct, mark, takenOver), c.opts.Now())
 				res = &t
 			default:
 				werr = terr
@@ -147,7 +156,7 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 		if d == backoff.Stop {
 			// A call of ours (or a dead owner's) may have terminated the
 			// contract and no answer since says whether it did.
-			v.unknown = unknown || pending || unsettled
+			v.unknown = unknown || pending || unsettled || accepted
 			return exhausted(in, werr, last, v.unknown, mark.attempts, c.opts.Now()), v, nil
 		}
 		c.opts.Metrics.Retries.WithLabelValues(string(in.API)).Inc()
@@ -158,15 +167,23 @@ func (c *Consumer) call(ctx context.Context, in *intent, client Terminator, take
 }
 
 // already decides from WeChat Pay's word whether a terminated contract was
-// terminated before any call of ours (already_terminated): terminated by
-// someone else than the merchant (its user, customer service, the platform,
-// the system), or at a time before our first attempt. A contract terminated
-// by the merchant when a call of ours may have done it at a time we do not
-// know (takenOver: a dead owner's call, or an earlier request's whose
-// outcome was unknown) counts as ours: our own termination is never
-// reported as already_terminated. A global_papay terminate answers 204
-// without a time: that is our own call.
-func already(ct *wxapi.Contract, mark *sentMark, takenOver bool) bool {
+// terminated before any call of ours (already_terminated):
+//   - terminated by someone else than the merchant (its user, customer
+//     service, the platform, the system), or in the merchant's console
+//     (papay's WEPAY_WEB_TERMINATE, never an API call): already;
+//   - terminated by the merchant's API when a dead owner's call (takenOver)
+//     may have done it at any time: ours;
+//   - when a terminate of ours was sent: ours, unless WeChat's time is
+//     before our first attempt by more than Options.ClockSkew. WeChat stamps
+//     the time with its own clock in whole seconds, so a clock behind ours
+//     makes our own termination look earlier than our call; the price of the
+//     slack is that another merchant API call landing within ClockSkew
+//     before ours is reported as ours. No time (global papay's 204, credit
+//     without contract_info) is ours;
+//   - no call of ours: already.
+//
+// Our own termination is thus never reported as already_terminated.
+func (c *Consumer) already(ct *wxapi.Contract, mark *sentMark, takenOver bool) bool {
 	if !ct.Terminated() {
 		return false
 	}
@@ -174,13 +191,14 @@ func already(ct *wxapi.Contract, mark *sentMark, takenOver bool) bool {
 	case wxapi.ModeUser, wxapi.ModeCustomerService, wxapi.ModePlatform, wxapi.ModeSystem:
 		return true
 	}
+	if ct.Console() {
+		return true
+	}
 	if takenOver {
-		// A previous owner's call (or an earlier request's of unknown
-		// outcome) may have been applied at any time, even after ours.
 		return false
 	}
 	if mark.sent() {
-		return !ct.TerminatedAt.IsZero() && ct.TerminatedAt.Before(mark.first.Truncate(time.Second).Add(-clockSlack))
+		return !ct.TerminatedAt.IsZero() && ct.TerminatedAt.Before(mark.first.Add(-c.opts.ClockSkew))
 	}
 	return true
 }
@@ -208,7 +226,7 @@ func (c *Consumer) permanent(ctx context.Context, client Terminator, req wxapi.R
 		ct, qerr := client.Query(ctx, req)
 		switch {
 		case qerr == nil && ct.Terminated():
-			return event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, already(ct, mark, takenOver), c.opts.Now()), true, false, nil
+			return event.Terminated(in.Intent, in.src, contract(ct), mark.attempts, c.already(ct, mark, takenOver), c.opts.Now()), true, false, nil
 		case qerr == nil && ct.Pending():
 			return r, false, true, nil
 		case wxapi.IsNotFound(qerr):

@@ -84,6 +84,12 @@ func TestAlreadyTerminatedRule(t *testing.T) {
 	ct := func(mode wxapi.Mode, t time.Time) *wxapi.Contract {
 		return &wxapi.Contract{Status: wxapi.StatusTerminated, TerminationMode: mode, TerminatedAt: t}
 	}
+	console := func(t time.Time) *wxapi.Contract {
+		c := ct(wxapi.ModeMerchant, t)
+		c.API, c.ContractTerminationMode = wxapi.PapayDirect, "WEPAY_WEB_TERMINATE"
+		return c
+	}
+	c := &Consumer{opts: Options{ClockSkew: 10 * time.Second}}
 	sent := &sentMark{first: first, attempts: 1}
 	none := &sentMark{}
 	cases := []struct {
@@ -100,6 +106,10 @@ func TestAlreadyTerminatedRule(t *testing.T) {
 		{"merchant, long before our call", ct(wxapi.ModeMerchant, at(-time.Hour)), sent, false, true},
 		{"merchant, the second of our call", ct(wxapi.ModeMerchant, at(0)), sent, false, false},
 		{"merchant, a second before (clock skew)", ct(wxapi.ModeMerchant, at(-time.Second)), sent, false, false},
+		{"merchant, 9 s before (within the 10 s skew)", ct(wxapi.ModeMerchant, at(-9*time.Second)), sent, false, false},
+		{"merchant, 11 s before (beyond the skew)", ct(wxapi.ModeMerchant, at(-11*time.Second)), sent, false, true},
+		{"merchant console, after our call", console(at(time.Minute)), sent, false, true},
+		{"merchant console, taken over", console(at(-time.Hour)), none, true, true},
 		{"merchant, after our call", ct(wxapi.ModeMerchant, at(3*time.Second)), sent, false, false},
 		{"merchant, no time (global 204)", ct(wxapi.ModeMerchant, time.Time{}), sent, false, false},
 		{"merchant, nothing of ours sent", ct(wxapi.ModeMerchant, at(-time.Hour)), none, false, true},
@@ -110,9 +120,9 @@ func TestAlreadyTerminatedRule(t *testing.T) {
 		{"unknown mode, before our call", ct(wxapi.ModeUnknown, at(-time.Hour)), sent, false, true},
 		{"not terminated", &wxapi.Contract{Status: wxapi.StatusPending}, none, false, false},
 	}
-	for _, c := range cases {
-		if got := already(c.ct, c.mark, c.takenOver); got != c.want {
-			t.Errorf("%s: got already_terminated %v; want %v", c.name, got, c.want)
+	for _, tc := range cases {
+		if got := c.already(tc.ct, tc.mark, tc.takenOver); got != tc.want {
+			t.Errorf("%s: got already_terminated %v; want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -78,6 +78,11 @@ type Options struct {
 	// event.CEDefaultSource.
 	CloudEventsSource string
 
+	// ClockSkew is how far WeChat Pay's clock may be behind ours when a
+	// merchant termination's time is compared with our first attempt (see
+	// call.go, already); default 10s.
+	ClockSkew time.Duration
+
 	Store  *dedupe.Store // required
 	Logger *slog.Logger  // default: discard
 	Now    func() time.Time
@@ -122,6 +127,7 @@ func DefaultOptions() Options {
 			Multiplier: 2,
 			Jitter:     0.5,
 		},
+		ClockSkew:         10 * time.Second,
 		APIs:              slices.Clone(event.APIs),
 		CloudEventsSource: event.CEDefaultSource,
 	}
@@ -146,6 +152,7 @@ func (o *Options) setDefaults() {
 	orDefault(&o.Retry.MaxElapsed, d.Retry.MaxElapsed)
 	orDefault(&o.Retry.Multiplier, d.Retry.Multiplier)
 	orDefault(&o.Retry.Jitter, d.Retry.Jitter)
+	orDefault(&o.ClockSkew, d.ClockSkew)
 	if len(o.APIs) == 0 {
 		o.APIs = d.APIs
 	}

@@ -235,6 +235,12 @@ func (c *Client) Query(ctx context.Context, r Request) (*Contract, error) {
 		return nil, &Error{API: r.API, Op: opQuery, HTTPStatus: http.StatusNoContent, Sent: true,
 			Err: errors.New("empty answer")}
 	}
+	if err == nil && contract.Status == "" {
+		// An answer without the state its API documents (none, or another
+		// family's field names) is not WeChat's word that the contract is
+		// effective: never terminate on it; query again (Pending).
+		contract.Status = StatusUnknown
+	}
 	return contract, err
 }
 
@@ -304,7 +310,16 @@ func decode(op string, api API, resp *http.Response) (*Contract, error) {
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	var c *Contract
-	if err == nil {
+	switch {
+	case err != nil:
+	case api == GlobalPapay && op == opTerminate && (resp.StatusCode != http.StatusNoContent || len(bytes.TrimSpace(body)) > 0):
+		// Global papay's terminate documents 204 and no body, nothing else
+		// (seed 002; docs/v3/global/papay/contracts/{contract_id}/terminate.yaml
+		// in TheNorthMemory/wechatpay-openapi: responses '204': {}). Any
+		// other success answer is not WeChat's word that it terminated the
+		// contract: the outcome is unknown, query first.
+		err = fmt.Errorf("%w: global terminate answered %d with %d bytes, not 204 without a body", errUndocumented, resp.StatusCode, len(body))
+	default:
 		c, err = decodeAnswer(api, op, body)
 	}
 	if err != nil {

@@ -46,8 +46,9 @@ const (
 
 // vocabulary is one API family's documented states and termination modes.
 type vocabulary struct {
-	states map[string]Status
-	modes  map[string]Mode
+	states  map[string]Status
+	modes   map[string]Mode
+	console map[string]bool // modes that name the merchant's console, not an API call
 }
 
 // Credit repayment: seed 000 (official terminate page) and
@@ -69,9 +70,10 @@ var creditVocabulary = vocabulary{
 // Papay (partner and direct): states from wechatpay-im/website
 // webhook/v3/ENTRUST.TERMINATE.md (SIGNED, TERMINATED) and NOTES-wechatpay.md
 // (TO_BE_RENEWED, SIGN_FAILED; TERMINATE_PENDING from the insurance-entrust
-// pages, unconfirmed); modes from ENTRUST.TERMINATE.md. No page says what
-// WEPAY_WEB_TERMINATE and API mean; both are read as the merchant acting
-// (its console, its API).
+// pages, unconfirmed); modes from ENTRUST.TERMINATE.md, which says
+// MCH_API_TERMINATE is "商户通过API发起的解约" and WEPAY_WEB_TERMINATE
+// "商户在商户平台发起的解约" (the merchant's console: Contract.Console). No
+// page says what API means; it is read as the merchant's API.
 var papayVocabulary = vocabulary{
 	states: map[string]Status{
 		"SIGNED":            StatusEffective,
@@ -89,6 +91,7 @@ var papayVocabulary = vocabulary{
 		"CUSTOMER_SERVICE_TERMINATE": ModeCustomerService,
 		"SYSTEM_TERMINATE":           ModeSystem,
 	},
+	console: map[string]bool{"WEPAY_WEB_TERMINATE": true},
 }
 
 // Global papay: state SIGNED from docs/v3/global/papay/contracts/{contract_id}.yaml
@@ -171,6 +174,16 @@ func (c *Contract) State() string {
 // Terminated reports whether the contract is terminated. It is false for a
 // nil Contract.
 func (c *Contract) Terminated() bool { return c != nil && c.Status == StatusTerminated }
+
+// Console reports whether WeChat says the merchant's staff terminated the
+// contract in the merchant platform (商户平台), not through the API:
+// papay's WEPAY_WEB_TERMINATE ("商户在商户平台发起的解约", wechatpay-im/website
+// webhook/v3/ENTRUST.TERMINATE.md), normalised as ModeMerchant. No other
+// family's mode tells the console from the API. It reads the raw mode, so
+// it holds for any Contract naming its API.
+func (c *Contract) Console() bool {
+	return c != nil && vocabularies[c.API].console[c.ContractTerminationMode]
+}
 
 // Pending reports whether the contract's state calls for querying again
 // rather than judging: a termination under way (TERMINATE_PENDING) or a
@@ -320,6 +333,10 @@ func (w *globalWire) contract() *Contract {
 // errNoContract: a success answer without the contract its API documents.
 var errNoContract = fmt.Errorf("answer holds no contract")
 
+// errUndocumented: a success answer in a status or shape its API does not
+// document.
+var errUndocumented = fmt.Errorf("undocumented success answer")
+
 // decodeAnswer reads a 2xx answer's body in the shape api documents for
 // op. It returns nil, nil where the API documents an answer without a
 // contract: global papay's terminate (204, seed 002) and a credit repayment
@@ -329,7 +346,7 @@ func decodeAnswer(api API, op string, body []byte) (*Contract, error) {
 	var c *Contract
 	switch {
 	case api == GlobalPapay && op == opTerminate:
-		return nil, nil // 204, no body; any body is not documented and not read
+		return nil, nil // 204, no body (decode refuses any other answer)
 	case empty:
 		return nil, errNoContract
 	case api == CreditRepayment && op == opTerminate:

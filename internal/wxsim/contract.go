@@ -3,6 +3,7 @@ package wxsim
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,6 +38,11 @@ const (
 	ByCustomerService
 	ByPlatform
 	BySystem
+	// ByMerchantConsole is the merchant's staff in the merchant platform
+	// (商户平台), not an API call: papay's WEPAY_WEB_TERMINATE
+	// (wechatpay-im/website webhook/v3/ENTRUST.TERMINATE.md: "商户在商户平台
+	// 发起的解约"); the other families have no mode of their own for it.
+	ByMerchantConsole
 )
 
 // Contract is a contract the simulator holds.
@@ -338,14 +344,17 @@ func timestamp(t time.Time) string {
 // contract_info (seed 000) and the query answer, bare
 // (openapi/v3/credit-repayment/partner/contracts/{out_contract_code}.md).
 type creditContract struct {
-	ContractID                string `json:"contract_id"`
-	PlanID                    string `json:"plan_id"`
-	OutContractCode           string `json:"out_contract_code"`
-	DisplayName               string `json:"display_name"`
-	ContractState             string `json:"contract_state"`
-	ContractSignedTime        string `json:"contract_signed_time,omitempty"`
-	ContractTerminatedTime    string `json:"contract_terminated_time,omitempty"`
-	ContractTerminationMode   string `json:"contract_termination_mode,omitempty"`
+	ContractID              string `json:"contract_id"`
+	PlanID                  string `json:"plan_id"`
+	OutContractCode         string `json:"out_contract_code"`
+	DisplayName             string `json:"display_name"`
+	ContractState           string `json:"contract_state"`
+	ContractSignedTime      string `json:"contract_signed_time,omitempty"`
+	ContractTerminatedTime  string `json:"contract_terminated_time,omitempty"`
+	ContractTerminationMode string `json:"contract_termination_mode,omitempty"`
+	// ContractTerminatedMode is the mode as seed 001 spells it in the
+	// terminate answer; see creditSpelling.
+	ContractTerminatedMode    string `json:"contract_terminated_mode,omitempty"`
 	ContractTerminationRemark string `json:"contract_termination_remark,omitempty"`
 	RepaymentDay              int64  `json:"repayment_day,omitempty"`
 }
@@ -396,21 +405,41 @@ type globalContract struct {
 
 // Each family's vocabulary (see wxapi's vocabularies for the sources). A
 // state a family lacks is rendered as its nearest: only papay has a
-// pending state. A terminator a family lacks is rendered as its
-// catch-all: TERMINATION_MODE_INVALID, SYSTEM_TERMINATE, PLATFORM.
+// pending state; global papay's query page
+// (wechatpay-im/website openapi/v3/global/papay/contracts/{contract_id}.md)
+// enumerates no state, its example gives SIGNED, so an Invalid (never in
+// force) global contract is rendered TERMINATED, without mode or time. A
+// terminator a family lacks is rendered as its catch-all:
+// TERMINATION_MODE_INVALID, SYSTEM_TERMINATE, PLATFORM; the merchant's
+// console as the merchant where only papay tells it apart.
 var (
 	creditStates = [...]string{Effective: "CONTRACT_STATE_EFFECTIVE", Terminated: "CONTRACT_STATE_TERMINATED",
 		Invalid: "CONTRACT_STATE_INVALID", TerminatePending: "CONTRACT_STATE_TERMINATED"}
 	papayStates = [...]string{Effective: "SIGNED", Terminated: "TERMINATED", Invalid: "SIGN_FAILED",
 		TerminatePending: "TERMINATE_PENDING"}
-	globalStates = [...]string{Effective: "SIGNED", Terminated: "TERMINATED", Invalid: "INVALID",
+	globalStates = [...]string{Effective: "SIGNED", Terminated: "TERMINATED", Invalid: "TERMINATED",
 		TerminatePending: "TERMINATED"}
 	creditModes = [...]string{ByMerchant: "TERMINATION_MODE_BY_MERCHANT", ByUser: "TERMINATION_MODE_BY_USER",
-		ByCustomerService: "TERMINATION_MODE_BY_CUSTOMER_SERVICE", ByPlatform: "TERMINATION_MODE_INVALID", BySystem: "TERMINATION_MODE_INVALID"}
+		ByCustomerService: "TERMINATION_MODE_BY_CUSTOMER_SERVICE", ByPlatform: "TERMINATION_MODE_INVALID", BySystem: "TERMINATION_MODE_INVALID",
+		ByMerchantConsole: "TERMINATION_MODE_BY_MERCHANT"}
 	papayModes = [...]string{ByMerchant: "MCH_API_TERMINATE", ByUser: "USER_TERMINATE",
-		ByCustomerService: "CUSTOMER_SERVICE_TERMINATE", ByPlatform: "SYSTEM_TERMINATE", BySystem: "SYSTEM_TERMINATE"}
-	globalModes = [...]string{ByMerchant: "MERCHANT", ByUser: "USER", ByCustomerService: "PLATFORM", ByPlatform: "PLATFORM", BySystem: "PLATFORM"}
+		ByCustomerService: "CUSTOMER_SERVICE_TERMINATE", ByPlatform: "SYSTEM_TERMINATE", BySystem: "SYSTEM_TERMINATE",
+		ByMerchantConsole: "WEPAY_WEB_TERMINATE"}
+	globalModes = [...]string{ByMerchant: "MERCHANT", ByUser: "USER", ByCustomerService: "PLATFORM", ByPlatform: "PLATFORM", BySystem: "PLATFORM",
+		ByMerchantConsole: "MERCHANT"}
 )
+
+// creditSpelling reports whether the credit repayment contract with that
+// out_contract_code is answered by terminate with its mode spelled
+// contract_terminated_mode (seed 001, a terminate page) rather than
+// contract_termination_mode (seed 000, the other terminate page; the query
+// page has only this one): decided by the code, so both spellings are
+// served and a contract keeps one.
+func creditSpelling(code string) bool {
+	h := fnv.New32a()
+	h.Write([]byte(code))
+	return h.Sum32()%2 == 0
+}
 
 // render encodes c as its API answers it; terminate selects the terminate
 // answer's shape (credit_repayment wraps it in contract_info); s.mu must
@@ -429,6 +458,9 @@ func (s *Server) render(c *Contract, terminate bool) []byte {
 		}
 		if terminated {
 			cc.ContractTerminatedTime, cc.ContractTerminationMode = timestamp(c.TerminatedTime), creditModes[c.TerminatedBy]
+			if terminate && creditSpelling(c.OutContractCode) {
+				cc.ContractTerminatedMode, cc.ContractTerminationMode = cc.ContractTerminationMode, ""
+			}
 			cc.ContractTerminationRemark = c.TerminationRemark
 		}
 		v = cc
