@@ -1,0 +1,126 @@
+package main
+
+// Review of issue 15 (redrive): failing tests for what the review found.
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/event"
+)
+
+// produce writes the record rec builds to partition p of topic, retrying a
+// new topic's unknown leader (each try builds the record again: a try
+// consumes its bytes).
+func (f *fixture) produce(t *testing.T, topic string, p int, rec func() kafka.Record) {
+	t.Helper()
+	err := retry(context.Background(), func() error {
+		res, err := f.cl.Produce(context.Background(), &kafka.ProduceRequest{
+			Topic: topic, Partition: p, RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(rec()),
+		})
+		if err == nil {
+			err = res.Error
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("write to %s: %v", topic, err)
+	}
+}
+
+// Review finding (medium): the consumer also reads the notification topic
+// and dead-letters a notification it cannot decode (handleNotification →
+// reject) to the same dead-letter topic, with dlq_source_topic naming the
+// notification topic. redrive republishes every selected dead letter to the
+// request topic, whatever its source: the notification lands on the
+// request topic, is refused there as a malformed intent, and is dead-
+// lettered again with dlq_source_topic = the request topic, so WeChat Pay's
+// termination (already acknowledged 200 by cmd/notify) can never be
+// redriven to where it belongs and never yields its result. A dead letter
+// from another topic must be skipped (or sent back to its own topic), not
+// put on the request topic.
+func TestReviewNotificationDeadLetterIsNotRedrivenToTheRequestTopic(t *testing.T) {
+	f := newFixture(t)
+	notifications := "contract-termination.notifications"
+	f.produce(t, f.dlq, 0, func() kafka.Record {
+		return kafka.Record{
+			Time: time.Now(), Key: kafka.NewBytes([]byte("NOTE1")),
+			Value: kafka.NewBytes([]byte(`{"id":"EV-1","out_contract_code":"NOTE1","kind":"termination","new_field":1}`)),
+			Headers: []kafka.Header{
+				{Key: event.HeaderDLQError, Value: []byte("unknown field new_field")},
+				{Key: event.HeaderDLQSourceTopic, Value: []byte(notifications)},
+				{Key: event.HeaderDLQSourcePartition, Value: []byte("0")},
+				{Key: event.HeaderDLQSourceOffset, Value: []byte("7")},
+			},
+		}
+	})
+	out, stderr := f.redrive(t, "-execute")
+	for _, m := range f.messages(t, f.requests) {
+		if string(m.key) == "NOTE1" {
+			t.Errorf("a dead letter of %s was republished to the request topic %s: got %q; want it skipped or sent back to its source topic\nstdout:\n%s\nstderr:\n%s",
+				notifications, f.requests, m.value, out, stderr)
+		}
+	}
+}
+
+// Review finding (low): a reduced or headers-only dead letter (publish.go's
+// reduce: Kafka refused the full form; wxterm_refused set) holds no intent,
+// or a 256-byte prefix of one, or a refused *result*. redrive republishes
+// it to the request topic as if it were an intent: an empty value there is
+// refused again (one more dead letter per run) and never does what the
+// operator meant. It should be left out (and said so) rather than written.
+func TestReviewRefusedDeadLetterIsNotRepublishedAsAnIntent(t *testing.T) {
+	f := newFixture(t)
+	f.produce(t, f.dlq, 0, func() kafka.Record {
+		return kafka.Record{
+			Time: time.Now(), Key: kafka.NewBytes([]byte("REFUSED1")),
+			Headers: []kafka.Header{
+				{Key: event.HeaderDLQError, Value: []byte("contract-terminated")},
+				{Key: event.HeaderDLQSourceTopic, Value: []byte(f.requests)},
+				{Key: event.HeaderDLQSourcePartition, Value: []byte("0")},
+				{Key: event.HeaderDLQSourceOffset, Value: []byte("3")},
+				{Key: "wxterm_refused", Value: []byte("[10] Message Size Too Large")},
+				{Key: "wxterm_refused_topic", Value: []byte("contract-termination.results")},
+				{Key: "wxterm_refused_request_id", Value: []byte("req-1")},
+			},
+		}
+	})
+	out, stderr := f.redrive(t, "-execute")
+	for _, m := range f.messages(t, f.requests) {
+		if string(m.key) == "REFUSED1" {
+			t.Errorf("a headers-only dead letter of a refused result was republished as an intent (value %q); want it skipped\nstdout:\n%s\nstderr:\n%s",
+				m.value, out, stderr)
+		}
+	}
+}
+
+// Review finding (low): -from/-to select by Kafka's offset-for-time lookup
+// only, and every message of the resulting offset span is taken, whatever
+// its own timestamp. Dead-letter timestamps are the writing consumer's
+// clock (CreateTime), so they are not monotonic across consumer pods: a
+// dead letter stamped before -from, written between two inside the range,
+// is selected (and listed with its out-of-range time).
+func TestReviewTimeSelectionKeepsOnlyTheRange(t *testing.T) {
+	f := newFixture(t)
+	at := func(key string, ts time.Time) func() kafka.Record {
+		return func() kafka.Record {
+			return kafka.Record{Time: ts, Key: kafka.NewBytes([]byte(key)), Value: kafka.NewBytes([]byte(`{"x"`)),
+				Headers: []kafka.Header{{Key: event.HeaderDLQError, Value: []byte("bad")}}}
+		}
+	}
+	f.produce(t, f.dlq, 0, at("in1", t0.Add(time.Hour)))
+	f.produce(t, f.dlq, 0, at("early", t0.Add(-time.Hour))) // a pod whose clock is behind
+	f.produce(t, f.dlq, 0, at("in2", t0.Add(90*time.Minute)))
+	from, to := t0.Format(time.RFC3339), t0.Add(2*time.Hour).Format(time.RFC3339)
+	out, _ := f.redrive(t, "-from", from, "-to", to, "-no-check")
+	if strings.Contains(out, `key="early"`) {
+		t.Errorf("-from %s -to %s selected a dead letter stamped %s:\n%s", from, to, t0.Add(-time.Hour).Format(time.RFC3339), out)
+	}
+	if !strings.Contains(out, `key="in1"`) || !strings.Contains(out, `key="in2"`) {
+		t.Errorf("want in1 and in2 selected:\n%s", out)
+	}
+}
