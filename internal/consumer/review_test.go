@@ -1,0 +1,65 @@
+package consumer
+
+// Review of issue 15 (tracing): failing tests for what the review found.
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/tracing"
+)
+
+// Review finding (low): traceCall records HTTP status 200 for every call
+// that returned no error, whatever WeChat Pay answered. The global_papay
+// terminate is answered 204 No Content (seed 002, the simulator too), so
+// its span says http.response.status_code=200: the attribute the issue
+// asks for ("each WeChat Pay call (attempt, HTTP status, WeChat code)") is
+// made up on every success rather than read from the answer.
+func TestReviewCallSpanCarriesTheRealHTTPStatus(t *testing.T) {
+	h := newHarness(t, harnessOpts{partitions: 1})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	opts := h.options(0)
+	opts.Tracer = tracing.NewWithProvider(tp)
+	h.start(opts)
+	in := newIntent(event.GlobalPapay, "TRACE204")
+	seed(h.sim, in)
+	b, _ := json.Marshal(in)
+	h.publishRaw(kafka.Message{Key: []byte(in.OutContractCode), Value: b})
+	res := h.readTopic(h.results, 1)[0]
+	var r event.Result
+	if err := json.Unmarshal(res.Value, &r); err != nil || r.EventType != event.TypeTerminated {
+		t.Fatalf("result %s: %v; want contract-terminated", res.Value, err)
+	}
+	var terminate sdktrace.ReadOnlySpan
+	deadline := time.Now().Add(waitLong)
+	for terminate == nil && time.Now().Before(deadline) {
+		for _, s := range rec.Ended() {
+			for _, kv := range s.Attributes() {
+				if s.Name() == tracing.SpanCall && kv.Key == tracing.AttrOp && kv.Value.AsString() == opTerminate {
+					terminate = s
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if terminate == nil {
+		t.Fatal("no terminate call span")
+	}
+	attrs := map[attribute.Key]attribute.Value{}
+	for _, kv := range terminate.Attributes() {
+		attrs[kv.Key] = kv.Value
+	}
+	if got := attrs[tracing.AttrHTTPStatus].AsInt64(); got != 204 {
+		t.Errorf("global_papay terminate span: http.response.status_code %d; want 204 (WeChat Pay's answer)", got)
+	}
+}
