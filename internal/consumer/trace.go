@@ -10,6 +10,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/segmentio/kafka-go"
@@ -74,7 +75,7 @@ func traceCall(op string, next callFunc) callFunc {
 		}
 		sctx, span := ct.tracer.StartCall(ctx, string(r.API), op, int(n.Add(1)))
 		contract, err := next(sctx, r)
-		status, code := 200, ""
+		status, code := answerStatus(contract), ""
 		var we *wxapi.Error
 		switch {
 		case err == nil:
@@ -86,6 +87,16 @@ func traceCall(op string, next callFunc) callFunc {
 		tracing.EndCall(span, status, code, err)
 		return contract, err
 	}
+}
+
+// answerStatus is the HTTP status of the answer a successful call decoded
+// (global_papay terminate answers 204), 200 when the Terminator does not say
+// (a test double).
+func answerStatus(ct *wxapi.Contract) int {
+	if ct == nil || ct.HTTPStatus == 0 {
+		return http.StatusOK
+	}
+	return ct.HTTPStatus
 }
 
 // tracedClaim is claim (claim.go) in a span.
