@@ -1,9 +1,13 @@
 package main
 
-// Review of issue 15 (redrive): failing tests for what the review found.
+// Which dead letters go where: each back to its own source topic, reduced
+// ones nowhere, and a time range by each record's own timestamp (review of
+// issue 15).
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +15,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/testenv"
 )
 
 // produce writes the record rec builds to partition p of topic, retrying a
@@ -122,5 +128,74 @@ func TestReviewTimeSelectionKeepsOnlyTheRange(t *testing.T) {
 	}
 	if !strings.Contains(out, `key="in1"`) || !strings.Contains(out, `key="in2"`) {
 		t.Errorf("want in1 and in2 selected:\n%s", out)
+	}
+}
+
+// With -notification-topic, a notification's dead letter goes back to the
+// notification topic (its own partition, provenance headers), while the
+// request topic's goes back there; the reduced one is listed as not
+// redrivable and written nowhere.
+func TestDeadLettersGoBackToTheirOwnTopic(t *testing.T) {
+	f := newFixture(t)
+	notifications := testenv.Topic(t, "notifications")
+	testenv.CreateTopics(t, f.brokers, 2, notifications)
+	dl := func(key, src string, p int, extra ...kafka.Header) func() kafka.Record {
+		return func() kafka.Record {
+			return kafka.Record{Time: time.Now(), Key: kafka.NewBytes([]byte(key)), Value: kafka.NewBytes([]byte(`{"k":"` + key + `"}`)),
+				Headers: append([]kafka.Header{
+					{Key: event.HeaderDLQError, Value: []byte("bad")},
+					{Key: event.HeaderDLQSourceTopic, Value: []byte(src)},
+					{Key: event.HeaderDLQSourcePartition, Value: []byte(strconv.Itoa(p))},
+					{Key: event.HeaderDLQSourceOffset, Value: []byte("5")},
+				}, extra...)}
+		}
+	}
+	f.produce(t, f.dlq, 0, dl("NOTE1", notifications, 1))
+	f.produce(t, f.dlq, 0, dl("REQ1", f.requests, 0))
+	f.produce(t, f.dlq, 0, dl("OTHER1", "somebody-elses.topic", 0))
+	f.produce(t, f.dlq, 0, dl("RED1", f.requests, 0, kafka.Header{Key: consumer.HeaderRefused, Value: []byte("[10] Message Size Too Large")}))
+
+	out, _ := f.redrive(t, "-notification-topic", notifications)
+	for _, want := range []string{
+		`key="NOTE1" error="bad"  -> ` + notifications + ` partition 1`,
+		`key="REQ1" error="bad"  -> ` + f.requests + ` partition 0`,
+		`key="OTHER1" error="bad"  (not redrivable: from somebody-elses.topic, neither the request topic nor the notification topic)`,
+		`key="RED1" error="bad"  (not redrivable: a reduced dead letter`,
+		"4 selected, 0 already redriven, 2 to republish, 2 not redrivable",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	f.redrive(t, "-notification-topic", notifications, "-execute")
+	if got := keys(f.messages(t, f.requests)); !slices.Equal(got, []string{"REQ1"}) {
+		t.Errorf("request topic: got %v; want [REQ1]", got)
+	}
+	got := f.messages(t, notifications)
+	if len(got) != 1 || string(got[0].key) != "NOTE1" || header(got[0].headers, HeaderSourceTopic) != f.dlq {
+		t.Fatalf("notification topic: got %d messages (%v); want NOTE1 with provenance", len(got), keys(got))
+	}
+	out, _ = f.redrive(t, "-notification-topic", notifications, "-execute")
+	if !strings.Contains(out, "4 selected, 2 already redriven, 0 to republish, 2 not redrivable") {
+		t.Errorf("second run: want both found redriven:\n%s", out)
+	}
+}
+
+// A dead letter stamped inside -from/-to written after one stamped past -to
+// (a pod whose clock is ahead) is still selected.
+func TestTimeSelectionReadsPastTheFirstLaterTimestamp(t *testing.T) {
+	f := newFixture(t)
+	at := func(key string, ts time.Time) func() kafka.Record {
+		return func() kafka.Record {
+			return kafka.Record{Time: ts, Key: kafka.NewBytes([]byte(key)), Value: kafka.NewBytes([]byte(`{"x"`)),
+				Headers: []kafka.Header{{Key: event.HeaderDLQError, Value: []byte("bad")}}}
+		}
+	}
+	f.produce(t, f.dlq, 0, at("in1", t0.Add(time.Hour)))
+	f.produce(t, f.dlq, 0, at("late", t0.Add(2*time.Hour+time.Minute)))
+	f.produce(t, f.dlq, 0, at("in2", t0.Add(119*time.Minute)))
+	out, _ := f.redrive(t, "-from", t0.Format(time.RFC3339), "-to", t0.Add(2*time.Hour).Format(time.RFC3339), "-no-check")
+	if !strings.Contains(out, `key="in1"`) || !strings.Contains(out, `key="in2"`) || strings.Contains(out, `key="late"`) {
+		t.Errorf("want in1 and in2 selected, late not:\n%s", out)
 	}
 }
