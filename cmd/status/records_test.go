@@ -1,7 +1,7 @@
 package main
 
-// Review of issue 15 (status): tests of record states the package's own
-// tests do not write, and a failing test for what the review found.
+// Record states main_test.go does not write, and the verdict on an unknown
+// failure (review of issue 15).
 
 import (
 	"encoding/json"
@@ -99,5 +99,22 @@ func TestReviewUnknownFailureAgainstTerminatedIsNotBlamedOnAnotherParty(t *testi
 	}
 	if l.Verdict == verdictDisagree && !strings.Contains(l.Why, "unknown") {
 		t.Errorf("unknown failure vs WeChat terminated (by merchant, i.e. us): got %s %q; want UNSETTLED, or a reason naming the unknown mark", l.Verdict, l.Why)
+	}
+}
+
+// An unknown failure against a termination by someone else (the user) is a
+// disagreement naming that party; by the merchant it is unsettled.
+func TestCompareUnknownFailure(t *testing.T) {
+	outs := []outcome{{RequestID: "req-u", Kind: dedupe.KindUnknown}}
+	for _, c := range []struct {
+		mode, want string
+	}{
+		{string(wxapi.ModeMerchant), verdictUnsettled},
+		{string(wxapi.ModeUser), verdictDisagree},
+	} {
+		v, why := compare(&report{UnknownRequestID: "req-u"}, outs, string(wxapi.StatusTerminated), c.mode)
+		if v != c.want || !strings.Contains(why, "unknown failure") {
+			t.Errorf("terminated by %s: got %s %q; want %s naming the unknown failure", c.mode, v, why, c.want)
+		}
 	}
 }
