@@ -63,3 +63,51 @@ func TestReviewCallSpanCarriesTheRealHTTPStatus(t *testing.T) {
 		t.Errorf("global_papay terminate span: http.response.status_code %d; want 204 (WeChat Pay's answer)", got)
 	}
 }
+
+// Review of issue 15: docs/operators.md listed store spans the code did not
+// start; the intent's store operations (complete, then mark_published after
+// the publish) each have a wxterm.store span in the intent's trace.
+func TestStoreSpansNameTheirOperation(t *testing.T) {
+	h := newHarness(t, harnessOpts{partitions: 1})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	opts := h.options(0)
+	opts.Tracer = tracing.NewWithProvider(tp)
+	h.start(opts)
+	in := newIntent(event.PapayDirect, "TRACESTORE")
+	seed(h.sim, in)
+	b, _ := json.Marshal(in)
+	h.publishRaw(kafka.Message{Key: []byte(in.OutContractCode), Value: b})
+	h.readTopic(h.results, 1)
+	ops := map[string]sdktrace.ReadOnlySpan{}
+	var process sdktrace.ReadOnlySpan
+	deadline := time.Now().Add(waitLong)
+	for (process == nil || len(ops) < 2) && time.Now().Before(deadline) {
+		for _, s := range rec.Ended() {
+			switch s.Name() {
+			case tracing.SpanProcess:
+				process = s
+			case tracing.SpanStore:
+				for _, kv := range s.Attributes() {
+					if kv.Key == tracing.AttrStoreOp {
+						ops[kv.Value.AsString()] = s
+					}
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if process == nil {
+		t.Fatal("no process span")
+	}
+	for _, op := range []string{storeComplete, storeMarkPublished} {
+		s, ok := ops[op]
+		switch {
+		case !ok:
+			t.Errorf("no %s span with %s=%s; got %v", tracing.SpanStore, tracing.AttrStoreOp, op, ops)
+		case s.SpanContext().TraceID() != process.SpanContext().TraceID():
+			t.Errorf("%s span's trace %s; want the intent's %s", op, s.SpanContext().TraceID(), process.SpanContext().TraceID())
+		}
+	}
+}
