@@ -17,7 +17,7 @@ func TestHelmRedriveJobEnvNamesFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := regexp.MustCompile(`"(` + envPrefix + `_[A-Z_]+)"`).FindAllStringSubmatch(string(b), -1)
+	names := regexp.MustCompile(`"(`+envPrefix+`_[A-Z_]+)"`).FindAllStringSubmatch(string(b), -1)
 	if len(names) < 7 {
 		t.Fatalf("found %d WXTERM_* names in the template; want the 7 settings", len(names))
 	}

@@ -104,6 +104,14 @@ func TestReviewRefusedDeadLetterIsNotRepublishedAsAnIntent(t *testing.T) {
 	}
 }
 
+// stamped is a dead letter keyed key with timestamp ts and no source.
+func stamped(key string, ts time.Time) func() kafka.Record {
+	return func() kafka.Record {
+		return kafka.Record{Time: ts, Key: kafka.NewBytes([]byte(key)), Value: kafka.NewBytes([]byte(`{"x"`)),
+			Headers: []kafka.Header{{Key: event.HeaderDLQError, Value: []byte("bad")}}}
+	}
+}
+
 // Review finding (low): -from/-to select by Kafka's offset-for-time lookup
 // only, and every message of the resulting offset span is taken, whatever
 // its own timestamp. Dead-letter timestamps are the writing consumer's
@@ -112,15 +120,9 @@ func TestReviewRefusedDeadLetterIsNotRepublishedAsAnIntent(t *testing.T) {
 // is selected (and listed with its out-of-range time).
 func TestReviewTimeSelectionKeepsOnlyTheRange(t *testing.T) {
 	f := newFixture(t)
-	at := func(key string, ts time.Time) func() kafka.Record {
-		return func() kafka.Record {
-			return kafka.Record{Time: ts, Key: kafka.NewBytes([]byte(key)), Value: kafka.NewBytes([]byte(`{"x"`)),
-				Headers: []kafka.Header{{Key: event.HeaderDLQError, Value: []byte("bad")}}}
-		}
-	}
-	f.produce(t, f.dlq, 0, at("in1", t0.Add(time.Hour)))
-	f.produce(t, f.dlq, 0, at("early", t0.Add(-time.Hour))) // a pod whose clock is behind
-	f.produce(t, f.dlq, 0, at("in2", t0.Add(90*time.Minute)))
+	f.produce(t, f.dlq, 0, stamped("in1", t0.Add(time.Hour)))
+	f.produce(t, f.dlq, 0, stamped("early", t0.Add(-time.Hour))) // a pod whose clock is behind
+	f.produce(t, f.dlq, 0, stamped("in2", t0.Add(90*time.Minute)))
 	from, to := t0.Format(time.RFC3339), t0.Add(2*time.Hour).Format(time.RFC3339)
 	out, _ := f.redrive(t, "-from", from, "-to", to, "-no-check")
 	if strings.Contains(out, `key="early"`) {
@@ -185,15 +187,9 @@ func TestDeadLettersGoBackToTheirOwnTopic(t *testing.T) {
 // (a pod whose clock is ahead) is still selected.
 func TestTimeSelectionReadsPastTheFirstLaterTimestamp(t *testing.T) {
 	f := newFixture(t)
-	at := func(key string, ts time.Time) func() kafka.Record {
-		return func() kafka.Record {
-			return kafka.Record{Time: ts, Key: kafka.NewBytes([]byte(key)), Value: kafka.NewBytes([]byte(`{"x"`)),
-				Headers: []kafka.Header{{Key: event.HeaderDLQError, Value: []byte("bad")}}}
-		}
-	}
-	f.produce(t, f.dlq, 0, at("in1", t0.Add(time.Hour)))
-	f.produce(t, f.dlq, 0, at("late", t0.Add(2*time.Hour+time.Minute)))
-	f.produce(t, f.dlq, 0, at("in2", t0.Add(119*time.Minute)))
+	f.produce(t, f.dlq, 0, stamped("in1", t0.Add(time.Hour)))
+	f.produce(t, f.dlq, 0, stamped("late", t0.Add(2*time.Hour+time.Minute)))
+	f.produce(t, f.dlq, 0, stamped("in2", t0.Add(119*time.Minute)))
 	out, _ := f.redrive(t, "-from", t0.Format(time.RFC3339), "-to", t0.Add(2*time.Hour).Format(time.RFC3339), "-no-check")
 	if !strings.Contains(out, `key="in1"`) || !strings.Contains(out, `key="in2"`) || strings.Contains(out, `key="late"`) {
 		t.Errorf("want in1 and in2 selected, late not:\n%s", out)

@@ -17,13 +17,8 @@ import (
 	"github.com/wxterm/wxterm/internal/tracing"
 )
 
-// Review finding (low): traceCall records HTTP status 200 for every call
-// that returned no error, whatever WeChat Pay answered. The global_papay
-// terminate is answered 204 No Content (seed 002, the simulator too), so
-// its span says http.response.status_code=200: the attribute the issue
-// asks for ("each WeChat Pay call (attempt, HTTP status, WeChat code)") is
-// made up on every success rather than read from the answer.
-func TestReviewCallSpanCarriesTheRealHTTPStatus(t *testing.T) {
+// tracedHarness starts a one-partition consumer whose spans rec records.
+func tracedHarness(t *testing.T) (*harness, *tracetest.SpanRecorder) {
 	h := newHarness(t, harnessOpts{partitions: 1})
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -31,6 +26,17 @@ func TestReviewCallSpanCarriesTheRealHTTPStatus(t *testing.T) {
 	opts := h.options(0)
 	opts.Tracer = tracing.NewWithProvider(tp)
 	h.start(opts)
+	return h, rec
+}
+
+// Review finding (low): traceCall records HTTP status 200 for every call
+// that returned no error, whatever WeChat Pay answered. The global_papay
+// terminate is answered 204 No Content (seed 002, the simulator too), so
+// its span says http.response.status_code=200: the attribute the issue
+// asks for ("each WeChat Pay call (attempt, HTTP status, WeChat code)") is
+// made up on every success rather than read from the answer.
+func TestReviewCallSpanCarriesTheRealHTTPStatus(t *testing.T) {
+	h, rec := tracedHarness(t)
 	in := newIntent(event.GlobalPapay, "TRACE204")
 	seed(h.sim, in)
 	b, _ := json.Marshal(in)
@@ -68,13 +74,7 @@ func TestReviewCallSpanCarriesTheRealHTTPStatus(t *testing.T) {
 // start; the intent's store operations (complete, then mark_published after
 // the publish) each have a wxterm.store span in the intent's trace.
 func TestStoreSpansNameTheirOperation(t *testing.T) {
-	h := newHarness(t, harnessOpts{partitions: 1})
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	opts := h.options(0)
-	opts.Tracer = tracing.NewWithProvider(tp)
-	h.start(opts)
+	h, rec := tracedHarness(t)
 	in := newIntent(event.PapayDirect, "TRACESTORE")
 	seed(h.sim, in)
 	b, _ := json.Marshal(in)
