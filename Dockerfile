@@ -16,11 +16,11 @@ ARG TARGETOS TARGETARCH
 # CGO_ENABLED=0: the final stage has no libc. -trimpath, -buildvcs=false:
 # no host paths or VCS state in the binary, so rebuilds are identical.
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -buildvcs=false -ldflags='-s -w' -o /out/ ./cmd/consumer ./cmd/producer ./cmd/notify ./cmd/redrive
+    go build -trimpath -buildvcs=false -ldflags='-s -w' -o /out/ ./cmd/consumer ./cmd/producer ./cmd/notify ./cmd/redrive ./cmd/status
 
 # distroless static: CA certificates, tzdata, /etc/passwd with nonroot, /tmp; no shell.
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/consumer /out/producer /out/notify /out/redrive /
+COPY --from=build /out/consumer /out/producer /out/notify /out/redrive /out/status /
 USER 65532:65532
 # -http-addr: /healthz, /readyz, /metrics
 EXPOSE 8080

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The CloudEvents Kafka protocol binding, binary content mode: every context
@@ -49,6 +51,34 @@ type Header struct {
 	Key, Value string
 }
 
+// CheckCESource reports whether source can be a CloudEvents source: a
+// non-empty URI-reference (CloudEvents 1.0 "source"; RFC 3986 section 4.1),
+// so only RFC 3986's unreserved and reserved characters and valid
+// percent-encodings, no spaces or control characters.
+func CheckCESource(source string) error {
+	if source == "" {
+		return errors.New("empty cloudevents source")
+	}
+	if i := strings.IndexFunc(source, func(r rune) bool { return !uriChar(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(source[i:])
+		return fmt.Errorf("cloudevents source %q is not a URI-reference: character %q at %d", source, r, i)
+	}
+	if _, err := url.Parse(source); err != nil {
+		return fmt.Errorf("cloudevents source %q is not a URI-reference: %w", source, err)
+	}
+	return nil
+}
+
+// uriChar reports whether r may appear in a URI-reference (RFC 3986 section
+// 2: unreserved, reserved, and % of a percent-encoding).
+func uriChar(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return true
+	}
+	return strings.ContainsRune("-._~:/?#[]@!$&'()*+,;=%", r)
+}
+
 // CloudEventsHeaders returns the binary-mode CloudEvents headers of result r
 // published by source (a URI-reference; empty means CEDefaultSource). The
 // record's value stays r's JSON, unchanged. It fails only for a result that
@@ -67,8 +97,8 @@ func CloudEventsHeaders(r Result, source string) ([]Header, error) {
 	case r.OccurredAt.IsZero():
 		return nil, errors.New("event: cloudevents headers: zero occurred_at")
 	}
-	if _, err := url.Parse(source); err != nil {
-		return nil, fmt.Errorf("event: cloudevents headers: source %q is not a URI-reference: %w", source, err)
+	if err := CheckCESource(source); err != nil {
+		return nil, fmt.Errorf("event: cloudevents headers: %w", err)
 	}
 	h := []Header{
 		{CEHeaderSpecVersion, CESpecVersion},

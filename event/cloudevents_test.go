@@ -139,6 +139,19 @@ func TestCloudEventsHeadersCoverEveryEventType(t *testing.T) {
 	}
 }
 
+func TestCheckCESource(t *testing.T) {
+	for _, ok := range []string{CEDefaultSource, "urn:wxterm:prod-sh", "https://wxterm.example/prod?x=1#f", "/relative/ref", "a%20b"} {
+		if err := CheckCESource(ok); err != nil {
+			t.Errorf("CheckCESource(%q): got %v; want nil", ok, err)
+		}
+	}
+	for _, bad := range []string{"", " ", "urn:a b", "urn:\t", "x\n", "%", "http://[::1"} {
+		if err := CheckCESource(bad); err == nil {
+			t.Errorf("CheckCESource(%q): got nil; want an error", bad)
+		}
+	}
+}
+
 func TestCloudEventsHeadersRefuseInvalidEvents(t *testing.T) {
 	good := Terminated(Intent{RequestID: "r1", OutContractCode: "c1"}, Source{}, Contract{}, 1, false, time.Now())
 	for name, c := range map[string]struct {
@@ -149,6 +162,11 @@ func TestCloudEventsHeadersRefuseInvalidEvents(t *testing.T) {
 		"unknown type": {func(r *Result) { r.EventType = "contract-paused" }, ""},
 		"no time":      {func(r *Result) { r.OccurredAt = time.Time{} }, ""},
 		"bad source":   {func(*Result) {}, "http://[::1"},
+		// Review of issue 15: url.Parse alone took these as URI-references.
+		"space in source":        {func(*Result) {}, "urn:wxterm:prod sh"},
+		"control char in source": {func(*Result) {}, "urn:wxterm:\x7f"},
+		"non-ASCII in source":    {func(*Result) {}, "urn:wxterm:上海"},
+		"bad escape in source":   {func(*Result) {}, "/a%zz"},
 	} {
 		r := good
 		c.mutate(&r)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Check the Helm chart: helm lint and helm template with the default values and with
-# ci/all-on-values.yaml (every optional part on), plus renders that must fail.
+# ci/all-on-values.yaml (every optional part on) and ci/operators-values.yaml (the status and
+# redrive Jobs), plus renders that must fail.
 #
 #   scripts/helm.sh           build helm if needed, lint, render to .cache/helm/{default,all-on}.yaml
 #   scripts/helm.sh path      build helm if needed and print its path
@@ -21,6 +22,7 @@ BIN=$ROOT/.cache/bin
 HELM=$BIN/helm
 CHART=deploy/helm/wxterm
 ALLON=$CHART/ci/all-on-values.yaml
+OPS=$CHART/ci/operators-values.yaml
 OUT=$ROOT/.cache/helm
 
 die() { echo "helm.sh: $*" >&2; exit 1; }
@@ -84,7 +86,7 @@ KUBE=$(kube_version)
 log "$("$HELM" version --short) (module $VERSION), Kubernetes $KUBE"
 start=$SECONDS
 mkdir -p "$OUT"
-rm -f "$OUT/default.yaml" "$OUT/all-on.yaml" "$OUT/certificates.yaml" # never leave a stale render for the Go test
+rm -f "$OUT/default.yaml" "$OUT/all-on.yaml" "$OUT/certificates.yaml" "$OUT/operators.yaml" # never leave a stale render for the Go test
 # The one merchant verifying with platform certificates: the APIv3 key inline
 # (into the chart's Secret), no public key.
 CERTS=(--set merchant.verification=certificates --set merchant.apiv3Key.value=0123456789abcdef0123456789abcdef)
@@ -92,12 +94,14 @@ CERTS=(--set merchant.verification=certificates --set merchant.apiv3Key.value=01
 "$HELM" lint --strict --kube-version "$KUBE" "$CHART"
 "$HELM" lint --strict --kube-version "$KUBE" "$CHART" -f "$ALLON"
 "$HELM" lint --strict --kube-version "$KUBE" "$CHART" "${CERTS[@]}"
+"$HELM" lint --strict --kube-version "$KUBE" "$CHART" -f "$OPS"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$HELM" template wxterm "$CHART" --namespace wxterm --kube-version "$KUBE" >"$tmp/default.yaml"
 "$HELM" template wxterm "$CHART" --namespace wxterm --kube-version "$KUBE" -f "$ALLON" >"$tmp/all-on.yaml"
 "$HELM" template wxterm "$CHART" --namespace wxterm --kube-version "$KUBE" "${CERTS[@]}" >"$tmp/certificates.yaml"
+"$HELM" template wxterm "$CHART" --namespace wxterm --kube-version "$KUBE" -f "$OPS" >"$tmp/operators.yaml"
 
 # Values the consumer could not run with fail rendering with a clear message.
 must_fail "grace period not above the shutdown timeout" "must be greater than config.shutdownTimeout" \
@@ -109,8 +113,10 @@ must_fail "merchant without keys" "merchant: set merchant.existingSecret" --set 
 must_fail "merchants file without its Secret" "merchants.existingSecret" --set merchants.enabled=true
 must_fail "SASL without credentials" "kafka.sasl.mechanism is set" --set kafka.sasl.mechanism=plain
 must_fail "replay without a range" "replay.enabled: set replay.from" --set replay.enabled=true
+must_fail "status without targets" "list status.targets" --set status.enabled=true
+must_fail "redrive with offsets and times" "not both" --set redrive.enabled=true --set redrive.offsets=0:1-2 --set redrive.from=2026-01-01T00:00:00Z
 must_fail "unknown verification mode" "merchant.verification \"sometimes\"" --set merchant.verification=sometimes
 must_fail "certificates without the APIv3 key" "needs the APIv3 key" --set merchant.verification=both
 
-mv "$tmp/default.yaml" "$tmp/all-on.yaml" "$tmp/certificates.yaml" "$OUT/"
-log "rendered $OUT/default.yaml, $OUT/all-on.yaml and $OUT/certificates.yaml in $((SECONDS - start))s"
+mv "$tmp/default.yaml" "$tmp/all-on.yaml" "$tmp/certificates.yaml" "$tmp/operators.yaml" "$OUT/"
+log "rendered $OUT/default.yaml, $OUT/all-on.yaml, $OUT/certificates.yaml and $OUT/operators.yaml in $((SECONDS - start))s"

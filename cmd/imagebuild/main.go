@@ -1,6 +1,6 @@
 // Command imagebuild builds the consumer's container image without a Docker
 // engine and without pulling a base image: it cross-compiles static
-// binaries of cmd/consumer, cmd/producer, cmd/notify and cmd/redrive with `go build`, lays them on a
+// binaries of cmd/consumer, cmd/producer, cmd/notify, cmd/redrive and cmd/status with `go build`, lays them on a
 // tiny hand-made root filesystem (nonroot user, CA certificates, /tmp) and
 // writes the image as an OCI image layout directory and/or a tarball that
 // `docker load` and `podman load` accept.
@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("imagebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.src, "src", ".", "module root holding cmd/consumer, cmd/producer, cmd/notify and cmd/redrive")
+	fs.StringVar(&o.src, "src", ".", "module root holding cmd/consumer, cmd/producer, cmd/notify, cmd/redrive and cmd/status")
 	fs.StringVar(&o.arch, "arch", "amd64", "GOARCH of the image (GOOS is linux)")
 	fs.StringVar(&o.ociLayout, "oci-layout", "", "write an OCI image layout to this directory (replaced if it holds one)")
 	fs.StringVar(&o.tarball, "tarball", "", "write a `docker load`-able tarball to this file")
@@ -159,6 +159,7 @@ func build(ctx context.Context, o options, stderr io.Writer) (v1.Image, error) {
 		file("producer", 0o755, uid, bins["producer"]),
 		file("notify", 0o755, uid, bins["notify"]),
 		file("redrive", 0o755, uid, bins["redrive"]),
+		file("status", 0o755, uid, bins["status"]),
 	}
 
 	// Base files first: they rarely change, so registries and nodes keep that layer across releases.
@@ -214,7 +215,7 @@ func compile(ctx context.Context, src, arch string, stderr io.Writer) (map[strin
 	// the binaries, so the digest depends on the source only; CGO_ENABLED=0 makes
 	// them static, as the image has no libc.
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w",
-		"-o", out+string(filepath.Separator), "./cmd/consumer", "./cmd/producer", "./cmd/notify", "./cmd/redrive")
+		"-o", out+string(filepath.Separator), "./cmd/consumer", "./cmd/producer", "./cmd/notify", "./cmd/redrive", "./cmd/status")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
@@ -222,7 +223,7 @@ func compile(ctx context.Context, src, arch string, stderr io.Writer) (map[strin
 		return nil, fmt.Errorf("go build (GOARCH=%s): %w", arch, err)
 	}
 	bins := map[string][]byte{}
-	for _, n := range []string{"consumer", "producer", "notify", "redrive"} {
+	for _, n := range []string{"consumer", "producer", "notify", "redrive", "status"} {
 		if bins[n], err = os.ReadFile(filepath.Join(out, n)); err != nil {
 			return nil, err
 		}

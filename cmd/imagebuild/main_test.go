@@ -107,9 +107,10 @@ func TestImage(t *testing.T) {
 	})
 
 	t.Run("commands", func(t *testing.T) {
-		// The notification endpoint and the redrive run from the same image
-		// (the Helm chart's notify Deployment runs /notify).
-		for _, n := range []string{"consumer", "producer", "notify", "redrive"} {
+		// The notification endpoint, the redrive and the status command run
+		// from the same image (the Helm chart's notify Deployment runs
+		// /notify, its Jobs /redrive and /status).
+		for _, n := range []string{"consumer", "producer", "notify", "redrive", "status"} {
 			if f, ok := files[n]; !ok || f.hdr.Mode != 0o755 {
 				t.Errorf("/%s in the image: %v; want an executable", n, ok)
 			}

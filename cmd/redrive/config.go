@@ -21,6 +21,7 @@ const envPrefix = "WXTERM"
 // config is every setting of the command, each a flag.
 type config struct {
 	brokers, requests, dlq         string
+	notifications                  string
 	kafkaTLS                       tlsFiles
 	kafkaSASL, kafkaUser, kafkaPwd string
 
@@ -36,7 +37,8 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&c.requests, "request-topic", "contract-termination.requested", "topic the dead letters are republished to")
+	fs.StringVar(&c.requests, "request-topic", "contract-termination.requested", "request topic: its dead letters go back there")
+	fs.StringVar(&c.notifications, "notification-topic", "", "the consumer's notification topic (contract-termination.notifications): its dead letters go back there; empty: they are not redriven")
 	fs.StringVar(&c.dlq, "dlq-topic", "contract-termination.dlq", "dead-letter topic to read (never written)")
 	fs.BoolVar(&c.kafkaTLS.enabled, "kafka-tls", false, "connect to kafka over TLS")
 	fs.StringVar(&c.kafkaTLS.caFile, "kafka-tls-ca-file", "", "PEM CA bundle to verify kafka (empty: system roots)")
@@ -81,6 +83,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	if n := c.notifications; n != "" && (n == c.requests || n == c.dlq) {
+		return nil, fmt.Errorf("-notification-topic %s: must differ from -request-topic and -dlq-topic", n)
+	}
 	return c, nil
 }
 
@@ -90,6 +95,17 @@ type selection struct {
 	from, to time.Time        // zero from: from each partition's start; zero to: its end
 	contains string
 	re       *regexp.Regexp
+}
+
+// within reports whether a dead letter stamped t is inside -from/-to. The
+// offsets of a time range come from Kafka's offset-for-time lookup, but
+// timestamps are the writing consumer's clock, not monotonic within a
+// partition: each record is checked by its own.
+func (s selection) within(t time.Time) bool {
+	if s.offsets != nil {
+		return true
+	}
+	return !t.Before(s.from) && (s.to.IsZero() || t.Before(s.to))
 }
 
 // matches reports whether a dead letter's error passes the filters.

@@ -1,8 +1,11 @@
-// Command redrive republishes dead letters to the request topic once their
-// cause is fixed. It reads a range of the dead-letter topic (by offsets or
-// time, filtered on the dlq_error header), lists what it would republish, and
-// with -execute republishes it with provenance headers. It never deletes or
-// writes anything in the dead-letter topic; see docs/operators.md.
+// Command redrive republishes dead letters to the topic they came from (the
+// request topic, or the notification topic when given) once their cause is
+// fixed. It reads a range of the dead-letter topic (by offsets or time,
+// filtered on the dlq_error header), lists what it would republish and what
+// it cannot (another topic's, or a reduced dead letter that no longer holds
+// the original message), and with -execute republishes it with provenance
+// headers. It never deletes or writes anything in the dead-letter topic; see
+// docs/operators.md.
 package main
 
 import (
@@ -48,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	r := &redriver{
 		brokers: strings.Split(c.brokers, ","), transport: tr,
-		dlq: c.dlq, requests: c.requests, by: c.by, skew: c.skew, check: !c.noCheck,
+		dlq: c.dlq, requests: c.requests, notifications: c.notifications, by: c.by, skew: c.skew, check: !c.noCheck,
 		now: time.Now, progress: stderr,
 	}
 	return r.run(ctx, sel, c.execute, stdout)

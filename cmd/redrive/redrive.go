@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/consumer"
 )
 
 // hdrDLQPrefix starts every header the consumer adds to a dead letter
@@ -41,17 +43,20 @@ const (
 	produceBatch  = 200
 )
 
-// redriver reads the dead-letter topic and republishes to the request topic.
+// redriver reads the dead-letter topic and republishes each dead letter to
+// the topic it came from: the request topic, or the notification topic when
+// it is given.
 type redriver struct {
-	brokers   []string
-	transport kafka.RoundTripper
-	dlq       string
-	requests  string
-	by        string
-	skew      time.Duration
-	check     bool
-	now       func() time.Time
-	progress  io.Writer
+	brokers       []string
+	transport     kafka.RoundTripper
+	dlq           string
+	requests      string
+	notifications string // empty: notification dead letters are not redriven
+	by            string
+	skew          time.Duration
+	check         bool
+	now           func() time.Time
+	progress      io.Writer
 }
 
 // deadLetter is one selected message of the dead-letter topic.
@@ -62,8 +67,10 @@ type deadLetter struct {
 	key, value []byte
 	headers    []kafka.Header
 	err        string
-	target     int  // request topic partition it goes to
-	done       bool // an earlier run already republished it
+	topic      string // the source topic it goes back to; empty: not redrivable
+	skip       string // why it is not redrivable
+	target     int    // partition of topic it goes to
+	done       bool   // an earlier run already republished it
 }
 
 // span is a half-open offset range of one partition.
@@ -80,7 +87,14 @@ type dlKey struct {
 
 func (r *redriver) run(ctx context.Context, sel selection, execute bool, stdout io.Writer) error {
 	cl := &kafka.Client{Addr: kafka.TCP(r.brokers...), Timeout: 30 * time.Second, Transport: r.transport}
-	spans, err := resolve(ctx, cl, r.dlq, sel)
+	// A dead letter stamped before -to by a pod whose clock is behind may
+	// follow the first one stamped at -to: read on for the allowed skew
+	// (within drops what is out of range).
+	rsel := sel
+	if !rsel.to.IsZero() {
+		rsel.to = rsel.to.Add(r.skew)
+	}
+	spans, err := resolve(ctx, cl, r.dlq, rsel)
 	if err != nil {
 		return err
 	}
@@ -88,40 +102,53 @@ func (r *redriver) run(ctx context.Context, sel selection, execute bool, stdout 
 	for _, s := range spans {
 		err := read(ctx, cl, r.dlq, s, func(rec record) {
 			e := header(rec.headers, event.HeaderDLQError)
-			if sel.matches(e) {
-				dls = append(dls, &deadLetter{partition: s.partition, offset: rec.offset, time: rec.time,
-					key: rec.key, value: rec.value, headers: rec.headers, err: e})
+			if sel.matches(e) && sel.within(rec.time) {
+				d := &deadLetter{partition: s.partition, offset: rec.offset, time: rec.time,
+					key: rec.key, value: rec.value, headers: rec.headers, err: e}
+				d.topic, d.skip = r.route(d)
+				dls = append(dls, d)
 			}
 		})
 		if err != nil {
 			return err
 		}
 	}
-	reqParts, err := partitions(ctx, cl, r.requests)
-	if err != nil {
-		return err
-	}
+	parts := map[string][]int{}
 	for _, d := range dls {
-		d.target = r.target(d, reqParts)
+		if d.topic == "" {
+			continue
+		}
+		if _, ok := parts[d.topic]; !ok {
+			if parts[d.topic], err = partitions(ctx, cl, d.topic); err != nil {
+				return err
+			}
+		}
+		d.target = r.target(d, parts[d.topic])
 	}
-	if r.check && len(dls) > 0 {
+	if r.check && len(parts) > 0 {
 		if err := r.markEarlier(ctx, cl, dls); err != nil {
 			return err
 		}
 	}
-	todo := 0
-	fmt.Fprintf(stdout, "dead letters of %s selected for %s:\n", r.dlq, r.requests)
+	todo, done, skipped := 0, 0, 0
+	fmt.Fprintf(stdout, "dead letters of %s selected:\n", r.dlq)
 	for _, d := range dls {
-		mark := ""
-		if d.done {
+		var mark string
+		switch {
+		case d.skip != "":
+			mark = "  (not redrivable: " + d.skip + ")"
+			skipped++
+		case d.done:
 			mark = "  (already redriven: skipped)"
-		} else {
+			done++
+		default:
+			mark = fmt.Sprintf("  -> %s partition %d", d.topic, d.target)
 			todo++
 		}
 		fmt.Fprintf(stdout, "  partition=%d offset=%d time=%s key=%q error=%q%s\n",
 			d.partition, d.offset, d.time.UTC().Format(time.RFC3339), d.key, d.err, mark)
 	}
-	fmt.Fprintf(stdout, "%d selected, %d already redriven, %d to republish\n", len(dls), len(dls)-todo, todo)
+	fmt.Fprintf(stdout, "%d selected, %d already redriven, %d to republish, %d not redrivable\n", len(dls), done, todo, skipped)
 	if !execute {
 		fmt.Fprintln(stdout, "dry run: nothing written; run again with -execute to republish")
 		return nil
@@ -131,15 +158,40 @@ func (r *redriver) run(ctx context.Context, sel selection, execute bool, stdout 
 	return err
 }
 
-// target is the request partition a dead letter goes back to: the one it
+// route is the topic a dead letter goes back to, or why it cannot be
+// redriven. Only the request topic and the notification topic (when given)
+// are written, each receiving only its own dead letters: a notification put
+// on the request topic would be refused there as a malformed intent and
+// never reach its result. A reduced dead letter (the consumer's publish
+// reduce: Kafka refused the full form) holds no original message, or a
+// prefix of one, or stands for a refused result: republishing it would only
+// be refused again.
+func (r *redriver) route(d *deadLetter) (topic, why string) {
+	if refused := header(d.headers, consumer.HeaderRefused); refused != "" {
+		return "", fmt.Sprintf("a reduced dead letter (%s refused the full form: %s), not the original message",
+			cmp.Or(header(d.headers, consumer.HeaderRefusedTopic), "Kafka"), refused)
+	}
+	switch src := header(d.headers, event.HeaderDLQSourceTopic); {
+	case src == "":
+		return "", "no " + event.HeaderDLQSourceTopic + " header: its source topic is unknown"
+	case src == r.requests:
+		return src, ""
+	case src == r.notifications:
+		return src, ""
+	case r.notifications == "":
+		return "", fmt.Sprintf("from %s, not the request topic (a notification topic is redriven only with -notification-topic)", src)
+	default:
+		return "", fmt.Sprintf("from %s, neither the request topic nor the notification topic", src)
+	}
+}
+
+// target is the partition of d.topic a dead letter goes back to: the one it
 // came from when the header says so, else one chosen by its key (or, with
 // no key, by its place in the dead-letter topic), so that every run picks
 // the same partition and markEarlier reads only those.
-func (r *redriver) target(d *deadLetter, reqParts []int) int {
-	if header(d.headers, event.HeaderDLQSourceTopic) == r.requests {
-		if p, err := strconv.Atoi(header(d.headers, event.HeaderDLQSourcePartition)); err == nil && slices.Contains(reqParts, p) {
-			return p
-		}
+func (r *redriver) target(d *deadLetter, parts []int) int {
+	if p, err := strconv.Atoi(header(d.headers, event.HeaderDLQSourcePartition)); err == nil && slices.Contains(parts, p) {
+		return p
 	}
 	h := fnv.New32a()
 	if len(d.key) > 0 {
@@ -147,41 +199,56 @@ func (r *redriver) target(d *deadLetter, reqParts []int) int {
 	} else {
 		fmt.Fprintf(h, "%s/%d/%d", r.dlq, d.partition, d.offset)
 	}
-	return reqParts[int(h.Sum32()%uint32(len(reqParts)))]
+	return parts[int(h.Sum32()%uint32(len(parts)))]
 }
 
 // markEarlier marks the dead letters an earlier run already republished: it
-// reads the request partitions they go to from the oldest one's time (less
-// the allowed clock skew), since a redrive is written after its dead letter,
-// and collects the provenance headers written there. Only redrives that
+// reads the partitions they go to from the oldest one's time (less the
+// allowed clock skew), since a redrive is written after its dead letter, and
+// collects the provenance headers written there. Only redrives that
 // retention has since deleted go unseen; the consumer's dedupe record (kept
 // at least as long as the request topic's retention) answers those once.
 func (r *redriver) markEarlier(ctx context.Context, cl *kafka.Client, dls []*deadLetter) error {
-	oldest := dls[0].time
-	targets := map[int]bool{}
+	var oldest time.Time
+	targets := map[string]map[int]bool{}
 	for _, d := range dls {
-		if d.time.Before(oldest) {
+		if d.topic == "" {
+			continue
+		}
+		if oldest.IsZero() || d.time.Before(oldest) {
 			oldest = d.time
 		}
-		targets[d.target] = true
+		if targets[d.topic] == nil {
+			targets[d.topic] = map[int]bool{}
+		}
+		targets[d.topic][d.target] = true
 	}
 	since := oldest.Add(-r.skew)
-	var parts []int
-	for p := range targets {
-		parts = append(parts, p)
+	seen := map[dlKey]bool{}
+	for _, topic := range slices.Sorted(maps.Keys(targets)) {
+		if err := r.scanEarlier(ctx, cl, topic, targets[topic], since, seen); err != nil {
+			return err
+		}
 	}
-	sort.Ints(parts)
-	spans, err := resolve(ctx, cl, r.requests, selection{offsets: nil, from: since})
+	for _, d := range dls {
+		d.done = seen[dlKey{d.partition, d.offset}]
+	}
+	return nil
+}
+
+// scanEarlier collects into seen the dead letters republished to the given
+// partitions of topic since then.
+func (r *redriver) scanEarlier(ctx context.Context, cl *kafka.Client, topic string, targets map[int]bool, since time.Time, seen map[dlKey]bool) error {
+	spans, err := resolve(ctx, cl, topic, selection{from: since})
 	if err != nil {
 		return err
 	}
-	seen := map[dlKey]bool{}
 	scanned := 0
 	for _, s := range spans {
 		if !targets[s.partition] {
 			continue
 		}
-		err := read(ctx, cl, r.requests, s, func(rec record) {
+		err := read(ctx, cl, topic, s, func(rec record) {
 			scanned++
 			if header(rec.headers, HeaderSourceTopic) != r.dlq {
 				return
@@ -196,34 +263,39 @@ func (r *redriver) markEarlier(ctx context.Context, cl *kafka.Client, dls []*dea
 			return err
 		}
 	}
-	for _, d := range dls {
-		d.done = seen[dlKey{d.partition, d.offset}]
-	}
 	fmt.Fprintf(r.progress, "redrive: looked for earlier redrives in %d messages of %s partitions %v since %s\n",
-		scanned, r.requests, parts, since.UTC().Format(time.RFC3339))
+		scanned, topic, slices.Sorted(maps.Keys(targets)), since.UTC().Format(time.RFC3339))
 	return nil
 }
 
-// publish republishes the dead letters not done yet, per partition in
-// batches acknowledged by every in-sync replica, and returns how many were
-// written. It stops at the first error.
+// publish republishes the dead letters not done yet, per topic and
+// partition in batches acknowledged by every in-sync replica, and returns
+// how many were written. It stops at the first error.
 func (r *redriver) publish(ctx context.Context, cl *kafka.Client, dls []*deadLetter, total int) (int, error) {
 	at := r.now().UTC()
-	byPart := map[int][]*deadLetter{}
-	var parts []int
+	type dest struct {
+		topic     string
+		partition int
+	}
+	byDest := map[dest][]*deadLetter{}
+	var dests []dest
 	for _, d := range dls {
-		if d.done {
+		if d.done || d.topic == "" {
 			continue
 		}
-		if _, ok := byPart[d.target]; !ok {
-			parts = append(parts, d.target)
+		k := dest{d.topic, d.target}
+		if _, ok := byDest[k]; !ok {
+			dests = append(dests, k)
 		}
-		byPart[d.target] = append(byPart[d.target], d)
+		byDest[k] = append(byDest[k], d)
 	}
-	sort.Ints(parts)
+	sort.Slice(dests, func(i, j int) bool {
+		return cmp.Or(cmp.Compare(dests[i].topic, dests[j].topic), cmp.Compare(dests[i].partition, dests[j].partition)) < 0
+	})
 	written := 0
-	for _, p := range parts {
-		todo := byPart[p]
+	for _, k := range dests {
+		topic, p := k.topic, k.partition
+		todo := byDest[k]
 		for len(todo) > 0 {
 			batch := todo[:min(produceBatch, len(todo))]
 			todo = todo[len(batch):]
@@ -234,7 +306,7 @@ func (r *redriver) publish(ctx context.Context, cl *kafka.Client, dls []*deadLet
 					recs[i] = kafka.Record{Time: at, Key: bytesOrNil(d.key), Value: bytesOrNil(d.value), Headers: r.provenance(d, at)}
 				}
 				res, err := cl.Produce(ctx, &kafka.ProduceRequest{
-					Topic: r.requests, Partition: p, RequiredAcks: kafka.RequireAll,
+					Topic: topic, Partition: p, RequiredAcks: kafka.RequireAll,
 					Records: kafka.NewRecordReader(recs...),
 				})
 				if err == nil {
@@ -246,7 +318,7 @@ func (r *redriver) publish(ctx context.Context, cl *kafka.Client, dls []*deadLet
 				return err
 			})
 			if err != nil {
-				return written, fmt.Errorf("redrive: publish to %s partition %d: %w", r.requests, p, err)
+				return written, fmt.Errorf("redrive: publish to %s partition %d: %w", topic, p, err)
 			}
 			written += len(batch)
 			fmt.Fprintf(r.progress, "redrive: published %d/%d (%.0f%%)\n", written, total, float64(written)*100/float64(total))

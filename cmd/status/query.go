@@ -103,17 +103,21 @@ func (q *querier) query(ctx context.Context, r *report, outs []outcome) *live {
 			l.TerminatedAt = &at
 		}
 	}
-	l.Verdict, l.Why = compare(r, outs, l.State)
+	l.Verdict, l.Why = compare(r, outs, l.State, l.TerminationMode)
 	return l
 }
 
-// compare says whether the record (r, outs) and WeChat Pay's state agree.
-func compare(r *report, outs []outcome, state string) (verdict, why string) {
-	terminated, lastReason := false, ""
+// compare says whether the record (r, outs) and WeChat Pay's state (and
+// termination mode) agree.
+func compare(r *report, outs []outcome, state, mode string) (verdict, why string) {
+	terminated, unknown, lastReason := false, r.UnknownRequestID != "", ""
 	for _, o := range outs {
 		if o.Kind == dedupe.KindTerminated {
 			terminated = true
-		} else if o.result != nil && o.result.EventType == event.TypeFailed {
+		} else if o.Kind == dedupe.KindUnknown {
+			unknown = true
+		}
+		if o.Kind != dedupe.KindTerminated && o.result != nil && o.result.EventType == event.TypeFailed {
 			lastReason = o.result.Reason
 		}
 	}
@@ -127,6 +131,14 @@ func compare(r *report, outs []outcome, state string) (verdict, why string) {
 		return verdictDisagree, "the record holds a termination; WeChat Pay says " + state
 	case r.State == dedupe.StateInFlight:
 		return verdictUnsettled, "a request is in flight; WeChat Pay says " + state
+	case wxTerminated && unknown && (mode == string(wxapi.ModeMerchant) || mode == ""):
+		// Retries ran out after a call that may have reached WeChat Pay
+		// (the unknown mark): a merchant termination is most likely that
+		// call. The next request for the contract queries first and
+		// publishes the termination.
+		return verdictUnsettled, "the record holds an unknown failure (a call that may have reached WeChat Pay); WeChat Pay says terminated by the merchant: likely our own call. The next request for the contract queries first and records the termination"
+	case wxTerminated && unknown:
+		return verdictDisagree, "the record holds an unknown failure; WeChat Pay says terminated by " + mode + " (another party)"
 	case wxTerminated:
 		return verdictDisagree, "the record holds no termination; WeChat Pay says terminated (by another party, or a lost record)"
 	case state == stateNotFound && lastReason != event.ReasonNotFound:

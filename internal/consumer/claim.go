@@ -159,12 +159,14 @@ func (c *Consumer) complete(ctx context.Context, in *intent, owner, kind string,
 // would republish the same event_id.
 func (c *Consumer) markPublished(ctx context.Context, code, requestID string) {
 	start := time.Now()
-	_, _ = retryStore(ctx, c, func() (struct{}, error) {
-		err := c.opts.Store.MarkPublished(ctx, code, requestID)
-		if errors.Is(err, dedupe.ErrNotFound) {
-			return struct{}{}, nil // expired record: nothing to mark
-		}
-		return struct{}{}, err
+	_, _ = tracedStore(ctx, c, storeMarkPublished, func(ctx context.Context) (struct{}, error) { // trace.go
+		return retryStore(ctx, c, func() (struct{}, error) {
+			err := c.opts.Store.MarkPublished(ctx, code, requestID)
+			if errors.Is(err, dedupe.ErrNotFound) {
+				return struct{}{}, nil // expired record: nothing to mark
+			}
+			return struct{}{}, err
+		})
 	})
 	c.opts.Metrics.observeStage(stageMark, start)
 }

@@ -24,7 +24,7 @@ func measure(duration *prometheus.HistogramVec) middleware {
 		return func(ctx context.Context, r wxapi.Request) (*wxapi.Contract, error) {
 			start := time.Now()
 			ct, err := next(ctx, r)
-			status := "200"
+			status := strconv.Itoa(answerStatus(ct))
 			var we *wxapi.Error
 			switch {
 			case err == nil:

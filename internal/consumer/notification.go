@@ -55,8 +55,10 @@ func (c *Consumer) handleNotification(ctx context.Context, m kafka.Message) bool
 		return true
 	}
 	for {
-		t, err := retryStore(ctx, c, func() (dedupe.Termination, error) {
-			return c.opts.Store.RecordTermination(ctx, n.OutContractCode, n.RequestID(), outcome)
+		t, err := tracedStore(ctx, c, storeRecordTermination, func(ctx context.Context) (dedupe.Termination, error) { // trace.go
+			return retryStore(ctx, c, func() (dedupe.Termination, error) {
+				return c.opts.Store.RecordTermination(ctx, n.OutContractCode, n.RequestID(), outcome)
+			})
 		})
 		if errors.Is(err, dedupe.ErrInvalidArgument) {
 			// The store refuses this message for good: dead-letter it like

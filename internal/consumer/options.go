@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"slices"
 	"time"
 
@@ -186,8 +185,8 @@ func (o *Options) validate() error {
 	if o.Store == nil {
 		errs = append(errs, errors.New("no dedupe store"))
 	}
-	if _, err := url.Parse(o.CloudEventsSource); err != nil {
-		errs = append(errs, fmt.Errorf("cloudevents source %q is not a URI-reference: %w", o.CloudEventsSource, err))
+	if err := event.CheckCESource(o.CloudEventsSource); err != nil {
+		errs = append(errs, err)
 	}
 	if len(o.Merchants) == 0 {
 		errs = append(errs, errors.New("no merchants"))

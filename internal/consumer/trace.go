@@ -10,6 +10,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/segmentio/kafka-go"
@@ -74,7 +75,7 @@ func traceCall(op string, next callFunc) callFunc {
 		}
 		sctx, span := ct.tracer.StartCall(ctx, string(r.API), op, int(n.Add(1)))
 		contract, err := next(sctx, r)
-		status, code := 200, ""
+		status, code := answerStatus(contract), ""
 		var we *wxapi.Error
 		switch {
 		case err == nil:
@@ -88,6 +89,32 @@ func traceCall(op string, next callFunc) callFunc {
 	}
 }
 
+// answerStatus is the HTTP status of the answer a successful call decoded
+// (global_papay terminate answers 204), 200 when the Terminator does not say
+// (a test double).
+func answerStatus(ct *wxapi.Contract) int {
+	if ct == nil || ct.HTTPStatus == 0 {
+		return http.StatusOK
+	}
+	return ct.HTTPStatus
+}
+
+// Store operations of the wxterm.store spans (docs/operators.md lists them).
+const (
+	storeComplete          = "complete"
+	storeMarkPublished     = "mark_published"
+	storeRecordTermination = "record_termination"
+)
+
+// tracedStore runs one store operation, retries included, in a
+// wxterm.store span.
+func tracedStore[T any](ctx context.Context, c *Consumer, op string, fn func(context.Context) (T, error)) (T, error) {
+	sctx, span := c.opts.Tracer.StartStore(ctx, op)
+	v, err := fn(sctx)
+	tracing.End(span, err)
+	return v, err
+}
+
 // tracedClaim is claim (claim.go) in a span.
 func (c *Consumer) tracedClaim(ctx context.Context, in *intent) (dedupe.Claim, string, error) {
 	sctx, span := c.opts.Tracer.StartClaim(ctx, in.OutContractCode, in.RequestID)
@@ -98,7 +125,7 @@ func (c *Consumer) tracedClaim(ctx context.Context, in *intent) (dedupe.Claim, s
 
 // tracedComplete is complete (claim.go) in a span.
 func (c *Consumer) tracedComplete(ctx context.Context, in *intent, owner, kind string, r event.Result) ([]byte, error) {
-	sctx, span := c.opts.Tracer.StartStore(ctx, "complete")
+	sctx, span := c.opts.Tracer.StartStore(ctx, storeComplete)
 	b, err := c.complete(sctx, in, owner, kind, r)
 	tracing.End(span, err)
 	return b, err

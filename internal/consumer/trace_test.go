@@ -12,7 +12,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wxterm/wxterm/event"
@@ -98,13 +97,7 @@ func TestTraceFollowsTheIntentToItsResult(t *testing.T) {
 		traceID  = "4bf92f3577b34da6a3ce929d0e0e4736"
 		parentID = "00f067aa0ba902b7"
 	)
-	h := newHarness(t, harnessOpts{partitions: 1})
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	opts := h.options(0)
-	opts.Tracer = tracing.NewWithProvider(tp)
-	h.start(opts)
+	h, rec := tracedHarness(t) // trace_status_test.go
 	in := newIntent(event.PapayDirect, "TRACE1")
 	seed(h.sim, in)
 	b, _ := json.Marshal(in)

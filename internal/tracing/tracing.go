@@ -81,7 +81,7 @@ const (
 )
 
 // New configures tracing from the standard OTEL_* environment: spans are
-// exported over OTLP/HTTP when OTEL_TRACES_EXPORTER=otlp, or when it is unset
+// exported over OTLP/HTTP when OTEL_TRACES_EXPORTER lists otlp, or when it is unset
 // and an OTLP endpoint is set; otherwise (the default) tracing is a no-op.
 // serviceVersion goes into the resource; the service name is "wxterm"
 // unless OTEL_SERVICE_NAME says otherwise. Shutdown flushes and stops.
@@ -113,16 +113,29 @@ func exportEnabled(getenv func(string) string) (bool, error) {
 	if disabled, _ := strconv.ParseBool(getenv(envSDKDisabled)); disabled {
 		return false, nil
 	}
-	switch exp := strings.TrimSpace(getenv(envExporter)); exp {
-	case "none":
-		return false, nil
-	case "":
-		if getenv(envEndpoint) == "" && getenv(envTracesEndpoint) == "" {
-			return false, nil
+	// A comma-separated list (opentelemetry.io/docs/specs/otel/configuration/
+	// sdk-environment-variables, "Exporter Selection"): spans go over OTLP
+	// when otlp is listed; none adds nothing; any other exporter is refused.
+	exp := getenv(envExporter)
+	otlp, listed := false, false
+	for name := range strings.SplitSeq(exp, ",") {
+		switch name = strings.TrimSpace(name); name {
+		case "":
+		case "none":
+			listed = true
+		case "otlp":
+			otlp, listed = true, true
+		case "console":
+			return false, fmt.Errorf("tracing: %s=%q: the console exporter is not supported (only otlp and none)", envExporter, exp)
+		default:
+			return false, fmt.Errorf("tracing: %s=%q: exporter %q is not supported (only otlp and none)", envExporter, exp, name)
 		}
-	case "otlp":
-	default:
-		return false, fmt.Errorf("tracing: %s=%q: only otlp and none are supported", envExporter, exp)
+	}
+	switch {
+	case listed && !otlp:
+		return false, nil
+	case !listed && getenv(envEndpoint) == "" && getenv(envTracesEndpoint) == "":
+		return false, nil
 	}
 	proto := getenv(envTracesProtocol)
 	if proto == "" {

@@ -174,6 +174,12 @@ func TestExportEnabledFromEnvironment(t *testing.T) {
 		{"grpc refused", map[string]string{envExporter: "otlp", envProtocol: "grpc"}, false, true},
 		{"traces protocol wins", map[string]string{envExporter: "otlp", envProtocol: "grpc", envTracesProtocol: "http/protobuf"}, true, false},
 		{"zipkin refused", map[string]string{envExporter: "zipkin"}, false, true},
+		// OTEL_TRACES_EXPORTER is a comma-separated list (review of issue 15:
+		// "otlp,none" was refused as a whole).
+		{"list with otlp", map[string]string{envExporter: "otlp, none"}, true, false},
+		{"list none", map[string]string{envExporter: "none,", envEndpoint: "http://c:4318"}, false, false},
+		{"console refused", map[string]string{envExporter: "otlp,console"}, false, true},
+		{"unknown in a list refused", map[string]string{envExporter: "none,zipkin"}, false, true},
 	} {
 		got, err := exportEnabled(func(k string) string { return c.env[k] })
 		if got != c.want || (err != nil) != c.wantErr {

@@ -208,7 +208,7 @@ func (c *Client) Close() error {
 // reached WeChat: the Error is then Sent, and the caller must Query before
 // retrying, since a second terminate would be answered as already terminated.
 func (c *Client) Terminate(ctx context.Context, r Request) (*Contract, error) {
-	contract, err := c.call(ctx, opTerminate, r)
+	contract, status, err := c.call(ctx, opTerminate, r)
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +223,7 @@ func (c *Client) Terminate(ctx context.Context, r Request) (*Contract, error) {
 	contract.OutContractCode = cmp.Or(contract.OutContractCode, r.OutContractCode)
 	contract.PlanID = cmp.Or(contract.PlanID, r.PlanID)
 	contract.Status = cmp.Or(contract.Status, StatusTerminated)
+	contract.HTTPStatus = status
 	return contract, nil
 }
 
@@ -230,9 +231,9 @@ func (c *Client) Terminate(ctx context.Context, r Request) (*Contract, error) {
 // the outcome of a Sent failure. Queries fail over to BackupURL on any
 // network failure.
 func (c *Client) Query(ctx context.Context, r Request) (*Contract, error) {
-	contract, err := c.call(ctx, opQuery, r)
+	contract, status, err := c.call(ctx, opQuery, r)
 	if err == nil && contract == nil {
-		return nil, &Error{API: r.API, Op: opQuery, HTTPStatus: http.StatusNoContent, Sent: true,
+		return nil, &Error{API: r.API, Op: opQuery, HTTPStatus: status, Sent: true,
 			Err: errors.New("empty answer")}
 	}
 	if err == nil && contract.Status == "" {
@@ -241,16 +242,22 @@ func (c *Client) Query(ctx context.Context, r Request) (*Contract, error) {
 		// effective: never terminate on it; query again (Pending).
 		contract.Status = StatusUnknown
 	}
+	if contract != nil {
+		contract.HTTPStatus = status
+	}
 	return contract, err
 }
 
-func (c *Client) call(ctx context.Context, op string, r Request) (*Contract, error) {
+// call makes one call (on the backup host too when allowed) and returns the
+// decoded contract, nil for a documented answer without one, and the
+// answer's HTTP status.
+func (c *Client) call(ctx context.Context, op string, r Request) (*Contract, int, error) {
 	rt, ok := routes[r.API]
 	if !ok {
-		return nil, newError(op, r.API, fmt.Errorf("%w: unknown api %q", ErrInvalidRequest, r.API))
+		return nil, 0, newError(op, r.API, fmt.Errorf("%w: unknown api %q", ErrInvalidRequest, r.API))
 	}
 	if err := rt.check(r, op); err != nil {
-		return nil, newError(op, r.API, err)
+		return nil, 0, newError(op, r.API, err)
 	}
 	method, path, body := http.MethodGet, rt.query(r), []byte(nil)
 	if op == opTerminate {
@@ -259,7 +266,7 @@ func (c *Client) call(ctx context.Context, op string, r Request) (*Contract, err
 		path, v = rt.terminate(r)
 		var err error
 		if body, err = json.Marshal(v); err != nil {
-			return nil, newError(op, r.API, err)
+			return nil, 0, newError(op, r.API, err)
 		}
 	}
 	hosts := []string{c.base, c.backup}
@@ -273,13 +280,14 @@ func (c *Client) call(ctx context.Context, op string, r Request) (*Contract, err
 		}
 		res, st, err := c.attempt(ctx, method, host+path, body)
 		if err == nil {
-			return decode(op, r.API, res.Response)
+			contract, err := decode(op, r.API, res.Response)
+			return contract, res.Response.StatusCode, err
 		}
 		if e = wrap(op, r.API, res, st, err); !mayFailOver(e, method) || ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, e
+	return nil, 0, e
 }
 
 // mayFailOver reports whether a failed attempt may be repeated on the backup

@@ -89,19 +89,19 @@ func TestTerminate(t *testing.T) {
 	}{
 		{"CR1", wxapi.Contract{API: wxapi.CreditRepayment, ContractID: "C-CR1", PlanID: "WxCreditPlan1", OutContractCode: "CR1", DisplayName: "*明",
 			ContractState: "CONTRACT_STATE_TERMINATED", ContractTerminationMode: "TERMINATION_MODE_BY_MERCHANT", ContractTerminationRemark: "用户要求解约", RepaymentDay: 5,
-			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant, HTTPStatus: 200}},
 		{"PP1", wxapi.Contract{API: wxapi.PapayPartner, ContractID: "C-PP1", PlanID: "12535", OutContractCode: "PP1", ContractDisplayAccount: "*红",
 			SpMchID: "1900000109", SpAppID: "wxsp", SubMchID: "1900000110", SubAppID: "wxsub",
 			ContractState: "TERMINATED", ContractTerminationMode: "MCH_API_TERMINATE", ContractTerminationRemark: "r",
-			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant, HTTPStatus: 200}},
 		{"PD1", wxapi.Contract{API: wxapi.PapayDirect, ContractID: "C-PD1", PlanID: "12536", OutContractCode: "PD1", ContractDisplayAccount: "*刚",
 			MchID: "1900000109", AppID: "wxdirect", ContractState: "TERMINATED", ContractTerminationMode: "MCH_API_TERMINATE", ContractTerminationRemark: "r",
-			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant, HTTPStatus: 200}},
 		// 204 (seed 002): built from the request, WeChat's raw state unknown.
 		{"G1", wxapi.Contract{API: wxapi.GlobalPapay, ContractID: "G1", OutContractCode: "GP1", SpAppID: "wxsp", SubMchID: "10000097", SubAppID: "wxsub",
-			ContractTerminationRemark: "n", Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+			ContractTerminationRemark: "n", Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant, HTTPStatus: 204}},
 		{"G2", wxapi.Contract{API: wxapi.GlobalPapay, ContractID: "G2", AppID: "wxdirect", ContractTerminationRemark: "n",
-			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant}},
+			Status: wxapi.StatusTerminated, TerminationMode: wxapi.ModeMerchant, HTTPStatus: 204}},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			r := requests[tc.key]

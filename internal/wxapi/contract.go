@@ -154,6 +154,10 @@ type Contract struct {
 	// TerminatedAt is ContractTerminatedTime parsed (RFC 3339); zero when
 	// WeChat gave none or it does not parse.
 	TerminatedAt time.Time `json:"terminated_at,omitzero"`
+
+	// HTTPStatus is the status of the answer this contract came from (200,
+	// or global_papay terminate's 204); not part of WeChat Pay's body.
+	HTTPStatus int `json:"-"`
 }
 
 // State returns the contract's state as StateEffective, StateTerminated or
