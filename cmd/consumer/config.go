@@ -36,8 +36,7 @@ type config struct {
 	// check (durabilityStrict, durabilityWarn, durabilityOff).
 	redisDurability string
 
-	merchants        merchants.Flags
-	allowedSubMchIDs string
+	merchants merchants.Flags
 
 	replay replayConfig
 
@@ -80,7 +79,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	d := defaultConfig()
 	o, do := &c.opts, &d.opts
 
-	fs.Var(newListFlag(&o.Brokers, do.Brokers, func(s string) (string, error) { return s, nil }), "brokers", "Kafka bootstrap brokers, comma-separated")
+	fs.Var(newListFlag(&o.Brokers, do.Brokers, parseString), "brokers", "Kafka bootstrap brokers, comma-separated")
 	fs.StringVar(&o.GroupID, "group", do.GroupID, "Kafka consumer group")
 	fs.StringVar(&o.RequestTopic, "request-topic", do.RequestTopic, "topic of termination intents")
 	fs.StringVar(&o.ResultTopic, "result-topic", do.ResultTopic, "topic of result events")
@@ -121,7 +120,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 
 	c.merchants.Register(fs)
 	fs.Var(newListFlag(&o.APIs, do.APIs, parseAPI), "allowed-apis", "APIs this deployment may call, comma-separated")
-	fs.StringVar(&c.allowedSubMchIDs, "allowed-sub-mchids", "", "sub-merchants -mchid may act for, comma-separated (empty: any)")
+	fs.Var(newListFlag(&c.merchants.SubMchIDs, nil, parseString), "allowed-sub-mchids", "sub-merchants -mchid may act for, comma-separated (empty: any)")
 
 	fs.BoolVar(&c.replay.enabled, "replay", false, "replay mode: reprocess a range of the request topic outside the group, then exit")
 	fs.StringVar(&c.replay.from, "replay-from", "", "replay: first timestamp (RFC 3339), inclusive")
@@ -171,6 +170,9 @@ func (l *listFlag[T]) Set(s string) error {
 	*l.dst = out
 	return nil
 }
+
+// parseString takes a list element as it is.
+func parseString(s string) (string, error) { return s, nil }
 
 // parseAPI accepts an API an intent may name.
 func parseAPI(s string) (event.API, error) {

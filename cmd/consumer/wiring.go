@@ -64,7 +64,6 @@ func redisClient(c *config) (redis.UniversalClient, error) { return c.redis.Clie
 // buildMerchants builds the WeChat Pay clients: from -merchants-file, or the one
 // merchant of the -mchid flags. closeMerchants closes them.
 func buildMerchants(c *config) (map[string]consumer.Merchant, string, error) {
-	c.merchants.SubMchIDs = splitList(c.allowedSubMchIDs)
 	ms, def, err := c.merchants.Clients()
 	if err != nil {
 		return nil, "", err
