@@ -105,7 +105,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 			return nil
 		})
 
-	fs.IntVar(&o.MaxInFlight, "max-in-flight", do.MaxInFlight, "WeChat Pay requests on the wire per partition; a quarter more intents are worked on at once (bounds memory)")
+	fs.IntVar(&o.MaxInFlight, "max-in-flight", do.MaxInFlight, "WeChat Pay calls in progress per partition, each from signing to its verified answer (a call waiting for the rate limit or a systemic hold takes no place); a quarter more intents are worked on at once (bounds memory)")
 	fs.DurationVar(&o.CommitInterval, "commit-interval", do.CommitInterval, "how often finished offsets are committed")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", do.ShutdownTimeout, "how long a stop or revocation waits for in-flight intents")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", do.SessionTimeout, "consumer group session timeout")
@@ -114,7 +114,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.Retry.Max, "retry-max", do.Retry.Max, "longest backoff between attempts")
 	fs.DurationVar(&o.Retry.MaxElapsed, "retry-max-elapsed", do.Retry.MaxElapsed, "retry budget; then the intent fails with reason=retries_exhausted")
 	fs.Float64Var(&o.Retry.Multiplier, "retry-multiplier", do.Retry.Multiplier, "backoff growth factor")
-	fs.Float64Var(&o.Retry.Jitter, "retry-jitter", do.Retry.Jitter, "backoff randomization factor, 0..1")
+	fs.Float64Var(&o.Retry.Jitter, "retry-jitter", do.Retry.Jitter, "backoff randomization factor, 0..1 (0: no jitter)")
 	fs.DurationVar(&o.SystemicProbeInterval, "systemic-probe-interval", do.SystemicProbeInterval, "while a systemic fault holds calls, how often one is tried")
 	fs.Float64Var(&o.RateLimit, "rate-limit", do.RateLimit, "WeChat Pay calls per second per merchant (0: unlimited); halved for a while on FREQUENCY_LIMITED")
 
@@ -190,6 +190,11 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	// The consumer takes a zero MaxInFlight for unset; from the flag it
+	// would stop every call, so it is refused here rather than replaced.
+	if c.opts.MaxInFlight < 1 {
+		return nil, fmt.Errorf("-max-in-flight %d: want at least 1", c.opts.MaxInFlight)
 	}
 	return c, nil
 }

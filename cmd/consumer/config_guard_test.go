@@ -149,3 +149,24 @@ func TestServiceLinksNoStandIns(t *testing.T) {
 		}
 	}
 }
+
+// Regression: -max-in-flight 0 silently became 64 (the consumer took zero
+// for unset). No call could ever start with a bound of 0, so it is refused.
+func TestZeroMaxInFlightRefused(t *testing.T) {
+	for _, v := range []string{"0", "-3"} {
+		if _, err := parse([]string{"-max-in-flight", v}, io.Discard); err == nil || !strings.Contains(err.Error(), "max-in-flight") {
+			t.Errorf("-max-in-flight %s: got %v; want an error naming the flag", v, err)
+		}
+	}
+}
+
+// Regression: -retry-jitter 0 silently became 0.5; it now means no jitter.
+func TestZeroRetryJitterKept(t *testing.T) {
+	c, err := parse([]string{"-retry-jitter", "0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.opts.Retry.Jitter != 0 {
+		t.Errorf("jitter: got %v; want 0", c.opts.Retry.Jitter)
+	}
+}

@@ -96,7 +96,9 @@ type RetryOptions struct {
 	Max        time.Duration // default 10s
 	MaxElapsed time.Duration // then the intent fails with retries_exhausted; default 2m
 	Multiplier float64       // default 2
-	Jitter     float64       // randomization factor, 0..1; default 0.5
+	// Jitter is the randomization factor, 0..1. Unlike the other fields,
+	// zero is kept: it means no jitter (DefaultOptions has 0.5).
+	Jitter float64
 }
 
 // DefaultOptions returns every setting's default, the one place each is
@@ -145,7 +147,6 @@ func (o *Options) setDefaults() {
 	orDefault(&o.Retry.Max, d.Retry.Max)
 	orDefault(&o.Retry.MaxElapsed, d.Retry.MaxElapsed)
 	orDefault(&o.Retry.Multiplier, d.Retry.Multiplier)
-	orDefault(&o.Retry.Jitter, d.Retry.Jitter)
 	if len(o.APIs) == 0 {
 		o.APIs = d.APIs
 	}
