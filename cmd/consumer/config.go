@@ -13,6 +13,7 @@ import (
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/connflags"
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/dedupe"
 	"github.com/wxterm/wxterm/internal/merchants"
 )
 
@@ -45,15 +46,17 @@ type config struct {
 }
 
 // defaultConfig is every setting's default, written once: the consumer's
-// come from consumer.DefaultOptions, WeChat Pay's from merchants.Flags.
+// come from consumer.DefaultOptions, the dedupe store's from
+// dedupe.DefaultOptions, WeChat Pay's from merchants.Flags.
 func defaultConfig() config {
 	opts := consumer.DefaultOptions()
 	opts.Brokers = []string{"127.0.0.1:9092"}
+	dd := dedupe.DefaultOptions()
 	return config{
 		opts:            opts,
-		dedupePrefix:    "wxterm:contract:",
-		dedupeTTL:       30 * 24 * time.Hour,
-		lease:           30 * time.Second,
+		dedupePrefix:    dd.Prefix,
+		dedupeTTL:       dd.TTL,
+		lease:           dd.Lease,
 		redisDurability: durabilityStrict,
 		httpAddr:        ":8080",
 		logLevel:        "info",

@@ -19,6 +19,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
 )
@@ -65,7 +66,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The demo prints results to stdout; stderr is kept for trouble.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	opts := consumer.DefaultOptions()
-	opts.NotificationTopic = "contract-termination.notifications" // cmd/notify's default
+	opts.NotificationTopic = event.TopicNotifications // cmd/notify's default
 	emb, err := startEmbedded(c.kafkaPort, opts, log)
 	if err != nil {
 		return err

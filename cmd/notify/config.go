@@ -8,6 +8,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/notify"
 )
 
@@ -49,7 +50,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 
 	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&c.topic, "notification-topic", "contract-termination.notifications", "topic the verified notifications are written to (acks=all)")
+	fs.StringVar(&c.topic, "notification-topic", event.TopicNotifications, "topic the verified notifications are written to (acks=all)")
 	fs.BoolVar(&c.kafkaTLS.enabled, "kafka-tls", false, "connect to kafka over TLS")
 	fs.StringVar(&c.kafkaTLS.caFile, "kafka-tls-ca-file", "", "PEM CA bundle to verify kafka (empty: system roots)")
 	fs.StringVar(&c.kafkaTLS.certFile, "kafka-tls-cert-file", "", "PEM client certificate for kafka (mutual TLS)")

@@ -87,7 +87,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	c := &config{}
 	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&c.topic, "topic", "contract-termination.requested", "request topic the intents are published to")
+	fs.StringVar(&c.topic, "topic", event.TopicRequests, "request topic the intents are published to")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long one batch write may take, retries included")
 	fs.IntVar(&c.batchSize, "batch-size", 500, "intents per write when sending a file")
 	fs.StringVar(&c.file, "file", "", "publish the intents of this JSON-lines or CSV file (- for stdin)")

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
+
+	"github.com/wxterm/wxterm/event"
 )
 
 // envPrefix is the consumer's: every flag -some-name is also read from
@@ -36,8 +38,8 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&c.requests, "request-topic", "contract-termination.requested", "topic the dead letters are republished to")
-	fs.StringVar(&c.dlq, "dlq-topic", "contract-termination.dlq", "dead-letter topic to read (never written)")
+	fs.StringVar(&c.requests, "request-topic", event.TopicRequests, "topic the dead letters are republished to")
+	fs.StringVar(&c.dlq, "dlq-topic", event.TopicDLQ, "dead-letter topic to read (never written)")
 	fs.BoolVar(&c.kafkaTLS.enabled, "kafka-tls", false, "connect to kafka over TLS")
 	fs.StringVar(&c.kafkaTLS.caFile, "kafka-tls-ca-file", "", "PEM CA bundle to verify kafka (empty: system roots)")
 	fs.StringVar(&c.kafkaTLS.certFile, "kafka-tls-cert-file", "", "PEM client certificate for kafka (mutual TLS)")

@@ -107,9 +107,9 @@ type RetryOptions struct {
 func DefaultOptions() Options {
 	return Options{
 		GroupID:               "contract-terminator",
-		RequestTopic:          "contract-termination.requested",
-		ResultTopic:           "contract-termination.results",
-		DLQTopic:              "contract-termination.dlq",
+		RequestTopic:          event.TopicRequests,
+		ResultTopic:           event.TopicResults,
+		DLQTopic:              event.TopicDLQ,
 		MaxInFlight:           64,
 		CommitInterval:        200 * time.Millisecond,
 		ShutdownTimeout:       20 * time.Second,
