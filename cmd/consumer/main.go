@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,11 +21,10 @@ import (
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/opshttp"
 )
 
 func main() {
@@ -117,8 +115,7 @@ func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
 		s.close()
 		return nil, err
 	}
-	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg = opshttp.NewRegistry()
 	opts.Store, opts.Logger, opts.Metrics = store, log, consumer.NewMetrics(s.reg)
 	if opts.Tracer, err = startTracing(ctx, s); err != nil { // wiring.go: off unless OTEL_* says so
 		s.close()
@@ -128,13 +125,7 @@ func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
 		s.close()
 		return nil, err
 	}
-	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxterm_ready", Help: "1 when /readyz answers ready."},
-		func() float64 {
-			if s.cons.Ready() == nil {
-				return 1
-			}
-			return 0
-		}))
+	opshttp.RegisterReady(s.reg, s.cons)
 	s.what = []any{"brokers", strings.Join(opts.Brokers, ","), "group", opts.GroupID, "request_topic", opts.RequestTopic}
 	return s, nil
 }
@@ -152,17 +143,7 @@ func (s *service) run(ctx context.Context, httpAddr string) error {
 		return fmt.Errorf("-http-addr: %w", err)
 	}
 	{ // the HTTP server
-		srv := &http.Server{Handler: httpHandler(s.cons, s.reg), ReadHeaderTimeout: 5 * time.Second}
-		g.Add(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		}, func(error) {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		})
+		g.Add(opshttp.Actor(ln, opshttp.Handler(s.cons, s.reg)))
 	}
 	{ // SIGINT and SIGTERM
 		g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
@@ -178,25 +159,6 @@ func (s *service) run(ctx context.Context, httpAddr string) error {
 		return nil // stopped by the caller
 	}
 	return err
-}
-
-func httpHandler(cons *consumer.Consumer, reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := cons.Ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-		for _, h := range cons.Holds() { // ready beside merchants a systemic fault holds
-			fmt.Fprintln(w, "held:", h)
-		}
-	})
-	return mux
 }
 
 // signalContext is ctx cancelled on SIGINT or SIGTERM.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/opshttp"
 )
 
 func main() {
@@ -40,6 +42,7 @@ type config struct {
 	embedded    bool // the stand-ins and the job only, no examples
 	keepRunning bool
 	kafkaPort   int
+	httpAddr    string // /healthz, /readyz and /metrics, as the service serves them
 }
 
 func parse(args []string, stderr io.Writer) (config, error) {
@@ -49,6 +52,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.embedded, "embedded", false, "only run the job on the stand-ins, without the examples, until stopped")
 	fs.BoolVar(&c.keepRunning, "keep-running", false, "keep running after the examples so more can be published with the producer")
 	fs.IntVar(&c.kafkaPort, "embedded-kafka-port", 9092, "port of the embedded Kafka on 127.0.0.1 (0: any)")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics (as the service's -http-addr)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("WXTERM")); err != nil {
 		return c, err
 	}
@@ -77,17 +81,27 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts.Merchants = map[string]consumer.Merchant{emb.mchID: {Client: emb.client}}
 	opts.DefaultMerchant = emb.mchID
 	opts.Logger = log
+	reg := opshttp.NewRegistry()
+	opts.Metrics = consumer.NewMetrics(reg)
 	cons, err := consumer.New(opts)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "embedded Kafka on %s, Redis on %s, WeChat Pay simulator on %s\n",
-		strings.Join(emb.brokers, ","), emb.redisAddr, emb.simURL)
+	opshttp.RegisterReady(reg, cons)
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fmt.Errorf("-http-addr: %w", err)
+	}
+	fmt.Fprintf(stdout, "embedded Kafka on %s, Redis on %s, WeChat Pay simulator on %s, /healthz /readyz /metrics on http://%s\n",
+		strings.Join(emb.brokers, ","), emb.redisAddr, emb.simURL, ln.Addr())
 
 	var g run.Group
 	{ // the job
 		cctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return cons.Run(cctx) }, func(error) { cancel() })
+	}
+	{ // /healthz, /readyz and /metrics
+		g.Add(opshttp.Actor(ln, opshttp.Handler(cons, reg)))
 	}
 	if !c.embedded { // the examples: publish, print, verify
 		d := &demo{opts: opts, emb: emb, stats: cons.Stats(), keepRunning: c.keepRunning, out: stdout}
