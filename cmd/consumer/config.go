@@ -26,8 +26,7 @@ const envPrefix = "WXTERM"
 type config struct {
 	opts consumer.Options
 
-	kafkaTLS                       connflags.TLS
-	kafkaSASL, kafkaUser, kafkaPwd string
+	kafka connflags.Kafka
 
 	redis            connflags.Redis
 	dedupePrefix     string
@@ -89,10 +88,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.DLQTopic, "dlq-topic", do.DLQTopic, "dead-letter topic for undecodable intents")
 	fs.StringVar(&o.NotificationTopic, "notification-topic", do.NotificationTopic, "topic of WeChat Pay's notifications written by cmd/notify (contract-termination.notifications); empty: not read. It must exist")
 	fs.StringVar(&o.CloudEventsSource, "cloudevents-source", do.CloudEventsSource, "ce_source of the result events' CloudEvents headers (a URI-reference naming this deployment)")
-	c.kafkaTLS.Register(fs, "kafka")
-	fs.StringVar(&c.kafkaSASL, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
-	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
-	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
+	c.kafka.Register(fs)
 
 	c.redis.Register(fs)
 	fs.StringVar(&c.dedupePrefix, "dedupe-prefix", d.dedupePrefix, "key prefix of the dedupe records")

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,19 +21,14 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
 	"github.com/wxterm/wxterm/internal/opshttp"
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "consumer:", err)
-		os.Exit(1)
-	}
+	cli.Exit("consumer", runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func newLogger(c *config, w io.Writer) (*slog.Logger, error) {

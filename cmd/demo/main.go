@@ -21,19 +21,14 @@ import (
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
 	"github.com/wxterm/wxterm/internal/opshttp"
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+	cli.Exit("demo", runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // config is the demo's settings; WXTERM_<FLAG_NAME> fills each from the

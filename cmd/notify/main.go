@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,17 +27,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/notify"
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stderr, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "notify:", err)
-		os.Exit(1)
-	}
+	cli.Exit("notify", runMain(context.Background(), os.Args[1:], os.Stderr, nil))
 }
 
 func newLogger(c *config, w io.Writer) (*slog.Logger, error) {
@@ -73,7 +67,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer, started liste
 	if err != nil {
 		return err
 	}
-	transport, err := kafkaTransport(c)
+	_, transport, err := c.kafka.Security()
 	if err != nil {
 		return err
 	}

@@ -34,19 +34,14 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := runMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "producer:", err)
-		os.Exit(1)
-	}
+	cli.Exit("producer", err)
 }
 
 // config is every setting; each is a flag, and WXTERM_<FLAG_NAME> fills it
