@@ -31,21 +31,6 @@ func main() {
 	cli.Exit("consumer", runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func newLogger(c *config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	ho := &slog.HandlerOptions{Level: level}
-	switch c.logFormat {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
-	}
-	return nil, fmt.Errorf("-log-format %q: want json or text", c.logFormat)
-}
-
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parse(args, stderr)
 	if err != nil {
@@ -79,7 +64,7 @@ type service struct {
 // build makes the parts: logger, Kafka security, Redis and the dedupe
 // store, the WeChat Pay clients, the metrics and the consumer.
 func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
-	log, err := newLogger(c, stderr)
+	log, err := cli.NewLogger(c.logLevel, c.logFormat, stderr)
 	if err != nil {
 		return nil, err
 	}

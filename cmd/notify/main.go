@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -35,21 +34,6 @@ func main() {
 	cli.Exit("notify", runMain(context.Background(), os.Args[1:], os.Stderr, nil))
 }
 
-func newLogger(c *config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	ho := &slog.HandlerOptions{Level: level}
-	switch c.logFormat {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
-	}
-	return nil, fmt.Errorf("-log-format %q: want json or text", c.logFormat)
-}
-
 // listening receives the endpoint's and the operations' addresses once
 // both listen (tests use it with port 0).
 type listening func(notifyAddr, httpAddr string)
@@ -59,7 +43,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer, started liste
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(c, stderr)
+	log, err := cli.NewLogger(c.logLevel, c.logFormat, stderr)
 	if err != nil {
 		return err
 	}
