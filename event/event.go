@@ -57,6 +57,15 @@ const (
 	OriginNotification = "notification" // WeChat Pay's termination notification (docs/notify.md)
 )
 
+// The default topics: each command's topic flags take their defaults from
+// these, so a deployment that keeps them needs to name none.
+const (
+	TopicRequests      = "contract-termination.requested"     // intents, key out_contract_code
+	TopicResults       = "contract-termination.results"       // result events
+	TopicDLQ           = "contract-termination.dlq"           // undecodable intents
+	TopicNotifications = "contract-termination.notifications" // WeChat Pay's notifications (cmd/notify)
+)
+
 // HeaderEventType is the Kafka header that carries a result's event type.
 const HeaderEventType = "event_type"
 

@@ -13,6 +13,7 @@ import (
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/connflags"
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/dedupe"
 	"github.com/wxterm/wxterm/internal/merchants"
 )
 
@@ -25,8 +26,7 @@ const envPrefix = "WXTERM"
 type config struct {
 	opts consumer.Options
 
-	kafkaTLS                       connflags.TLS
-	kafkaSASL, kafkaUser, kafkaPwd string
+	kafka connflags.Kafka
 
 	redis            connflags.Redis
 	dedupePrefix     string
@@ -36,8 +36,7 @@ type config struct {
 	// check (durabilityStrict, durabilityWarn, durabilityOff).
 	redisDurability string
 
-	merchants        merchants.Flags
-	allowedSubMchIDs string
+	merchants merchants.Flags
 
 	replay replayConfig
 
@@ -46,15 +45,17 @@ type config struct {
 }
 
 // defaultConfig is every setting's default, written once: the consumer's
-// come from consumer.DefaultOptions, WeChat Pay's from merchants.Flags.
+// come from consumer.DefaultOptions, the dedupe store's from
+// dedupe.DefaultOptions, WeChat Pay's from merchants.Flags.
 func defaultConfig() config {
 	opts := consumer.DefaultOptions()
 	opts.Brokers = []string{"127.0.0.1:9092"}
+	dd := dedupe.DefaultOptions()
 	return config{
 		opts:            opts,
-		dedupePrefix:    "wxterm:contract:",
-		dedupeTTL:       30 * 24 * time.Hour,
-		lease:           30 * time.Second,
+		dedupePrefix:    dd.Prefix,
+		dedupeTTL:       dd.TTL,
+		lease:           dd.Lease,
 		redisDurability: durabilityStrict,
 		httpAddr:        ":8080",
 		logLevel:        "info",
@@ -80,17 +81,14 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	d := defaultConfig()
 	o, do := &c.opts, &d.opts
 
-	fs.Var(newListFlag(&o.Brokers, do.Brokers, func(s string) (string, error) { return s, nil }), "brokers", "Kafka bootstrap brokers, comma-separated")
+	fs.Var(newListFlag(&o.Brokers, do.Brokers, parseString), "brokers", "Kafka bootstrap brokers, comma-separated")
 	fs.StringVar(&o.GroupID, "group", do.GroupID, "Kafka consumer group")
 	fs.StringVar(&o.RequestTopic, "request-topic", do.RequestTopic, "topic of termination intents")
 	fs.StringVar(&o.ResultTopic, "result-topic", do.ResultTopic, "topic of result events")
 	fs.StringVar(&o.DLQTopic, "dlq-topic", do.DLQTopic, "dead-letter topic for undecodable intents")
 	fs.StringVar(&o.NotificationTopic, "notification-topic", do.NotificationTopic, "topic of WeChat Pay's notifications written by cmd/notify (contract-termination.notifications); empty: not read. It must exist")
 	fs.StringVar(&o.CloudEventsSource, "cloudevents-source", do.CloudEventsSource, "ce_source of the result events' CloudEvents headers (a URI-reference naming this deployment)")
-	c.kafkaTLS.Register(fs, "kafka")
-	fs.StringVar(&c.kafkaSASL, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
-	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
-	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
+	c.kafka.Register(fs)
 
 	c.redis.Register(fs)
 	fs.StringVar(&c.dedupePrefix, "dedupe-prefix", d.dedupePrefix, "key prefix of the dedupe records")
@@ -106,7 +104,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 			return nil
 		})
 
-	fs.IntVar(&o.MaxInFlight, "max-in-flight", do.MaxInFlight, "WeChat Pay requests on the wire per partition; a quarter more intents are worked on at once (bounds memory)")
+	fs.IntVar(&o.MaxInFlight, "max-in-flight", do.MaxInFlight, "WeChat Pay calls in progress per partition, each from signing to its verified answer (a call waiting for the rate limit or a systemic hold takes no place); a quarter more intents are worked on at once (bounds memory)")
 	fs.DurationVar(&o.CommitInterval, "commit-interval", do.CommitInterval, "how often finished offsets are committed")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", do.ShutdownTimeout, "how long a stop or revocation waits for in-flight intents")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", do.SessionTimeout, "consumer group session timeout")
@@ -115,13 +113,13 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.Retry.Max, "retry-max", do.Retry.Max, "longest backoff between attempts")
 	fs.DurationVar(&o.Retry.MaxElapsed, "retry-max-elapsed", do.Retry.MaxElapsed, "retry budget; then the intent fails with reason=retries_exhausted")
 	fs.Float64Var(&o.Retry.Multiplier, "retry-multiplier", do.Retry.Multiplier, "backoff growth factor")
-	fs.Float64Var(&o.Retry.Jitter, "retry-jitter", do.Retry.Jitter, "backoff randomization factor, 0..1")
+	fs.Float64Var(&o.Retry.Jitter, "retry-jitter", do.Retry.Jitter, "backoff randomization factor, 0..1 (0: no jitter)")
 	fs.DurationVar(&o.SystemicProbeInterval, "systemic-probe-interval", do.SystemicProbeInterval, "while a systemic fault holds calls, how often one is tried")
 	fs.Float64Var(&o.RateLimit, "rate-limit", do.RateLimit, "WeChat Pay calls per second per merchant (0: unlimited); halved for a while on FREQUENCY_LIMITED")
 
 	c.merchants.Register(fs)
 	fs.Var(newListFlag(&o.APIs, do.APIs, parseAPI), "allowed-apis", "APIs this deployment may call, comma-separated")
-	fs.StringVar(&c.allowedSubMchIDs, "allowed-sub-mchids", "", "sub-merchants -mchid may act for, comma-separated (empty: any)")
+	fs.Var(newListFlag(&c.merchants.SubMchIDs, nil, parseString), "allowed-sub-mchids", "sub-merchants -mchid may act for, comma-separated (empty: any)")
 
 	fs.BoolVar(&c.replay.enabled, "replay", false, "replay mode: reprocess a range of the request topic outside the group, then exit")
 	fs.StringVar(&c.replay.from, "replay-from", "", "replay: first timestamp (RFC 3339), inclusive")
@@ -172,6 +170,9 @@ func (l *listFlag[T]) Set(s string) error {
 	return nil
 }
 
+// parseString takes a list element as it is.
+func parseString(s string) (string, error) { return s, nil }
+
 // parseAPI accepts an API an intent may name.
 func parseAPI(s string) (event.API, error) {
 	if !slices.Contains(event.APIs, event.API(s)) {
@@ -188,6 +189,11 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	// The consumer takes a zero MaxInFlight for unset; from the flag it
+	// would stop every call, so it is refused here rather than replaced.
+	if c.opts.MaxInFlight < 1 {
+		return nil, fmt.Errorf("-max-in-flight %d: want at least 1", c.opts.MaxInFlight)
 	}
 	return c, nil
 }

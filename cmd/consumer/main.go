@@ -7,12 +7,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,36 +20,15 @@ import (
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/opshttp"
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "consumer:", err)
-		os.Exit(1)
-	}
-}
-
-func newLogger(c *config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	ho := &slog.HandlerOptions{Level: level}
-	switch c.logFormat {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
-	}
-	return nil, fmt.Errorf("-log-format %q: want json or text", c.logFormat)
+	cli.Exit("consumer", runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,7 +64,7 @@ type service struct {
 // build makes the parts: logger, Kafka security, Redis and the dedupe
 // store, the WeChat Pay clients, the metrics and the consumer.
 func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
-	log, err := newLogger(c, stderr)
+	log, err := cli.NewLogger(c.logLevel, c.logFormat, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +94,7 @@ func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
 		s.close()
 		return nil, err
 	}
-	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg = opshttp.NewRegistry()
 	opts.Store, opts.Logger, opts.Metrics = store, log, consumer.NewMetrics(s.reg)
 	if opts.Tracer, err = startTracing(ctx, s); err != nil { // wiring.go: off unless OTEL_* says so
 		s.close()
@@ -128,13 +104,7 @@ func build(ctx context.Context, c *config, stderr io.Writer) (*service, error) {
 		s.close()
 		return nil, err
 	}
-	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxterm_ready", Help: "1 when /readyz answers ready."},
-		func() float64 {
-			if s.cons.Ready() == nil {
-				return 1
-			}
-			return 0
-		}))
+	opshttp.RegisterReady(s.reg, s.cons)
 	s.what = []any{"brokers", strings.Join(opts.Brokers, ","), "group", opts.GroupID, "request_topic", opts.RequestTopic}
 	return s, nil
 }
@@ -152,17 +122,7 @@ func (s *service) run(ctx context.Context, httpAddr string) error {
 		return fmt.Errorf("-http-addr: %w", err)
 	}
 	{ // the HTTP server
-		srv := &http.Server{Handler: httpHandler(s.cons, s.reg), ReadHeaderTimeout: 5 * time.Second}
-		g.Add(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		}, func(error) {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		})
+		g.Add(opshttp.Actor(ln, opshttp.Handler(s.cons, s.reg)))
 	}
 	{ // SIGINT and SIGTERM
 		g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
@@ -178,25 +138,6 @@ func (s *service) run(ctx context.Context, httpAddr string) error {
 		return nil // stopped by the caller
 	}
 	return err
-}
-
-func httpHandler(cons *consumer.Consumer, reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := cons.Ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-		for _, h := range cons.Holds() { // ready beside merchants a systemic fault holds
-			fmt.Fprintln(w, "held:", h)
-		}
-	})
-	return mux
 }
 
 // signalContext is ctx cancelled on SIGINT or SIGTERM.

@@ -214,33 +214,24 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	go func() {
 		done <- runMain(context.Background(), args, io.Discard, io.Discard)
 	}()
-	deadline := time.Now().Add(60 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hc := &http.Client{Timeout: 5 * time.Second}
 	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+		status, body := e2e.Readyz(ctx, hc, addr)
+		if status == http.StatusOK {
+			break
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("consumer exited before it was ready: %v", err)
-		default:
+		case <-ctx.Done():
+			t.Fatalf("consumer never became ready: %d %s", status, body)
+		case <-time.After(50 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("consumer never became ready")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), "wxterm_ready 1") {
-		t.Errorf("/metrics lacks wxterm_ready 1")
+	if v, err := e2e.Metric(ctx, hc, "http://"+addr+"/metrics", "wxterm_ready"); err != nil || v != 1 {
+		t.Errorf("/metrics wxterm_ready: got %v, %v; want 1", v, err)
 	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)

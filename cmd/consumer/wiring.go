@@ -12,9 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
-	"github.com/segmentio/kafka-go/sasl/plain"
-	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
@@ -23,40 +20,7 @@ import (
 
 // kafkaSecurity builds the dialer (group and readers) and transport (writer)
 // for the configured TLS and SASL; both nil mean plain TCP.
-func kafkaSecurity(c *config) (*kafka.Dialer, kafka.RoundTripper, error) {
-	tlsCfg, err := c.kafkaTLS.Config("kafka")
-	if err != nil {
-		return nil, nil, err
-	}
-	var mech sasl.Mechanism
-	name := strings.ToLower(c.kafkaSASL)
-	switch {
-	case name == "":
-		if c.kafkaUser != "" || c.kafkaPwd != "" {
-			return nil, nil, errors.New("-kafka-sasl-username/-password given but -kafka-sasl-mechanism is empty")
-		}
-	case name != "plain" && name != "scram-sha-256" && name != "scram-sha-512":
-		return nil, nil, fmt.Errorf("-kafka-sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", c.kafkaSASL)
-	case c.kafkaUser == "" || c.kafkaPwd == "":
-		return nil, nil, fmt.Errorf("-kafka-sasl-mechanism %s needs -kafka-sasl-username and -kafka-sasl-password", c.kafkaSASL)
-	case name == "plain":
-		mech = plain.Mechanism{Username: c.kafkaUser, Password: c.kafkaPwd}
-	default:
-		algo := scram.SHA256
-		if name == "scram-sha-512" {
-			algo = scram.SHA512
-		}
-		if mech, err = scram.Mechanism(algo, c.kafkaUser, c.kafkaPwd); err != nil {
-			return nil, nil, fmt.Errorf("-kafka-sasl-mechanism %s: %w", c.kafkaSASL, err)
-		}
-	}
-	if tlsCfg == nil && mech == nil {
-		return nil, nil, nil
-	}
-	dialer := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech}
-	transport := &kafka.Transport{TLS: tlsCfg, SASL: mech, DialTimeout: 10 * time.Second}
-	return dialer, transport, nil
-}
+func kafkaSecurity(c *config) (*kafka.Dialer, kafka.RoundTripper, error) { return c.kafka.Security() }
 
 // redisClient dials Redis (a Cluster when several addresses are given).
 func redisClient(c *config) (redis.UniversalClient, error) { return c.redis.Client() }
@@ -64,7 +28,6 @@ func redisClient(c *config) (redis.UniversalClient, error) { return c.redis.Clie
 // buildMerchants builds the WeChat Pay clients: from -merchants-file, or the one
 // merchant of the -mchid flags. closeMerchants closes them.
 func buildMerchants(c *config) (map[string]consumer.Merchant, string, error) {
-	c.merchants.SubMchIDs = splitList(c.allowedSubMchIDs)
 	ms, def, err := c.merchants.Clients()
 	if err != nil {
 		return nil, "", err

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -19,18 +20,15 @@ import (
 	"github.com/oklog/run"
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/opshttp"
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+	cli.Exit("demo", runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // config is the demo's settings; WXTERM_<FLAG_NAME> fills each from the
@@ -39,6 +37,7 @@ type config struct {
 	embedded    bool // the stand-ins and the job only, no examples
 	keepRunning bool
 	kafkaPort   int
+	httpAddr    string // /healthz, /readyz and /metrics, as the service serves them
 }
 
 func parse(args []string, stderr io.Writer) (config, error) {
@@ -48,6 +47,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.embedded, "embedded", false, "only run the job on the stand-ins, without the examples, until stopped")
 	fs.BoolVar(&c.keepRunning, "keep-running", false, "keep running after the examples so more can be published with the producer")
 	fs.IntVar(&c.kafkaPort, "embedded-kafka-port", 9092, "port of the embedded Kafka on 127.0.0.1 (0: any)")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics (as the service's -http-addr)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("WXTERM")); err != nil {
 		return c, err
 	}
@@ -65,7 +65,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The demo prints results to stdout; stderr is kept for trouble.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	opts := consumer.DefaultOptions()
-	opts.NotificationTopic = "contract-termination.notifications" // cmd/notify's default
+	opts.NotificationTopic = event.TopicNotifications // cmd/notify's default
 	emb, err := startEmbedded(c.kafkaPort, opts, log)
 	if err != nil {
 		return err
@@ -76,17 +76,27 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts.Merchants = map[string]consumer.Merchant{emb.mchID: {Client: emb.client}}
 	opts.DefaultMerchant = emb.mchID
 	opts.Logger = log
+	reg := opshttp.NewRegistry()
+	opts.Metrics = consumer.NewMetrics(reg)
 	cons, err := consumer.New(opts)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "embedded Kafka on %s, Redis on %s, WeChat Pay simulator on %s\n",
-		strings.Join(emb.brokers, ","), emb.redisAddr, emb.simURL)
+	opshttp.RegisterReady(reg, cons)
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fmt.Errorf("-http-addr: %w", err)
+	}
+	fmt.Fprintf(stdout, "embedded Kafka on %s, Redis on %s, WeChat Pay simulator on %s, /healthz /readyz /metrics on http://%s\n",
+		strings.Join(emb.brokers, ","), emb.redisAddr, emb.simURL, ln.Addr())
 
 	var g run.Group
 	{ // the job
 		cctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return cons.Run(cctx) }, func(error) { cancel() })
+	}
+	{ // /healthz, /readyz and /metrics
+		g.Add(opshttp.Actor(ln, opshttp.Handler(cons, reg)))
 	}
 	if !c.embedded { // the examples: publish, print, verify
 		d := &demo{opts: opts, emb: emb, stats: cons.Stats(), keepRunning: c.keepRunning, out: stdout}

@@ -16,7 +16,7 @@ func TestDemoRunsToCompletion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	err := runMain(ctx, []string{"-embedded-kafka-port", "0"}, &out, &errOut)
+	err := runMain(ctx, []string{"-embedded-kafka-port", "0", "-http-addr", "127.0.0.1:0"}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/connflags"
 	"github.com/wxterm/wxterm/internal/notify"
 )
 
@@ -19,9 +20,8 @@ const envPrefix = "WXTERM"
 // config is every setting; each is a flag, and WXTERM_<FLAG_NAME> fills it
 // from the environment.
 type config struct {
-	brokers, topic                 string
-	kafkaTLS                       tlsFiles
-	kafkaSASL, kafkaUser, kafkaPwd string
+	brokers, topic string
+	kafka          connflags.Kafka
 
 	// The merchants: -merchants-file, or the one merchant of the flags
 	// below (the consumer's names for the same settings).
@@ -37,28 +37,13 @@ type config struct {
 	logLevel, logFormat  string
 }
 
-// tlsFiles configures TLS to a server; enabled with no files means the
-// system roots and no client certificate.
-type tlsFiles struct {
-	enabled                   bool
-	caFile, certFile, keyFile string
-	serverName                string
-}
-
 func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("notify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 
 	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&c.topic, "notification-topic", "contract-termination.notifications", "topic the verified notifications are written to (acks=all)")
-	fs.BoolVar(&c.kafkaTLS.enabled, "kafka-tls", false, "connect to kafka over TLS")
-	fs.StringVar(&c.kafkaTLS.caFile, "kafka-tls-ca-file", "", "PEM CA bundle to verify kafka (empty: system roots)")
-	fs.StringVar(&c.kafkaTLS.certFile, "kafka-tls-cert-file", "", "PEM client certificate for kafka (mutual TLS)")
-	fs.StringVar(&c.kafkaTLS.keyFile, "kafka-tls-key-file", "", "PEM client key for kafka (mutual TLS)")
-	fs.StringVar(&c.kafkaTLS.serverName, "kafka-tls-server-name", "", "server name to verify in kafka's certificate (empty: the host dialled)")
-	fs.StringVar(&c.kafkaSASL, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
-	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
-	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
+	fs.StringVar(&c.topic, "notification-topic", event.TopicNotifications, "topic the verified notifications are written to (acks=all)")
+	c.kafka.Register(fs)
 
 	fs.StringVar(&c.merchantsFile, "merchants-file", "", "JSON file of several merchants, the format the consumer reads too (apiv3_key_file or apiv3_key_env, platform_cert_files); replaces -mchid and its key flags")
 	fs.StringVar(&c.mchID, "mchid", "", "merchant id (商户号)")

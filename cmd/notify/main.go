@@ -12,10 +12,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -28,32 +26,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/notify"
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stderr, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "notify:", err)
-		os.Exit(1)
-	}
-}
-
-func newLogger(c *config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	ho := &slog.HandlerOptions{Level: level}
-	switch c.logFormat {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
-	}
-	return nil, fmt.Errorf("-log-format %q: want json or text", c.logFormat)
+	cli.Exit("notify", runMain(context.Background(), os.Args[1:], os.Stderr, nil))
 }
 
 // listening receives the endpoint's and the operations' addresses once
@@ -65,7 +43,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer, started liste
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(c, stderr)
+	log, err := cli.NewLogger(c.logLevel, c.logFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -73,7 +51,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer, started liste
 	if err != nil {
 		return err
 	}
-	transport, err := kafkaTransport(c)
+	_, transport, err := c.kafka.Security()
 	if err != nil {
 		return err
 	}

@@ -2,82 +2,17 @@ package main
 
 import (
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"time"
 
-	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
-	"github.com/segmentio/kafka-go/sasl/plain"
-	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/wxterm/wxterm/internal/merchants"
 	"github.com/wxterm/wxterm/internal/notify"
 )
-
-// kafkaTransport builds the writer's transport for the configured TLS and
-// SASL (nil: plain TCP), as cmd/consumer's kafkaSecurity does.
-func kafkaTransport(c *config) (kafka.RoundTripper, error) {
-	t := c.kafkaTLS
-	var tlsCfg *tls.Config
-	switch {
-	case !t.enabled && (t.caFile != "" || t.certFile != "" || t.keyFile != "" || t.serverName != ""):
-		return nil, errors.New("-kafka-tls-* settings given but -kafka-tls is off")
-	case t.enabled:
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.serverName}
-		if t.caFile != "" {
-			pem, err := os.ReadFile(t.caFile)
-			if err != nil {
-				return nil, fmt.Errorf("-kafka-tls-ca-file: %w", err)
-			}
-			tlsCfg.RootCAs = x509.NewCertPool()
-			if !tlsCfg.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("-kafka-tls-ca-file %s: no PEM certificates", t.caFile)
-			}
-		}
-		if (t.certFile == "") != (t.keyFile == "") {
-			return nil, errors.New("-kafka-tls-cert-file and -kafka-tls-key-file go together")
-		}
-		if t.certFile != "" {
-			cert, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
-			if err != nil {
-				return nil, errors.New("-kafka-tls-cert-file/-key-file: cannot load the key pair") // never echo key material
-			}
-			tlsCfg.Certificates = []tls.Certificate{cert}
-		}
-	}
-	var mech sasl.Mechanism
-	switch name := strings.ToLower(c.kafkaSASL); {
-	case name == "" && (c.kafkaUser != "" || c.kafkaPwd != ""):
-		return nil, errors.New("-kafka-sasl-username/-password given but -kafka-sasl-mechanism is empty")
-	case name == "":
-	case c.kafkaUser == "" || c.kafkaPwd == "":
-		return nil, fmt.Errorf("-kafka-sasl-mechanism %s needs -kafka-sasl-username and -kafka-sasl-password", c.kafkaSASL)
-	case name == "plain":
-		mech = plain.Mechanism{Username: c.kafkaUser, Password: c.kafkaPwd}
-	case name == "scram-sha-256" || name == "scram-sha-512":
-		algo := scram.SHA256
-		if name == "scram-sha-512" {
-			algo = scram.SHA512
-		}
-		var err error
-		if mech, err = scram.Mechanism(algo, c.kafkaUser, c.kafkaPwd); err != nil {
-			return nil, fmt.Errorf("-kafka-sasl-mechanism %s: %w", c.kafkaSASL, err)
-		}
-	default:
-		return nil, fmt.Errorf("-kafka-sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", c.kafkaSASL)
-	}
-	if tlsCfg == nil && mech == nil {
-		return nil, nil
-	}
-	return &kafka.Transport{TLS: tlsCfg, SASL: mech, DialTimeout: 10 * time.Second}, nil
-}
 
 // merchantSpec is one merchant's verification settings, from the file or
 // the flags.

@@ -34,19 +34,14 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := runMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "producer:", err)
-		os.Exit(1)
-	}
+	cli.Exit("producer", err)
 }
 
 // config is every setting; each is a flag, and WXTERM_<FLAG_NAME> fills it
@@ -87,7 +82,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	c := &config{}
 	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&c.topic, "topic", "contract-termination.requested", "request topic the intents are published to")
+	fs.StringVar(&c.topic, "topic", event.TopicRequests, "request topic the intents are published to")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long one batch write may take, retries included")
 	fs.IntVar(&c.batchSize, "batch-size", 500, "intents per write when sending a file")
 	fs.StringVar(&c.file, "file", "", "publish the intents of this JSON-lines or CSV file (- for stdin)")

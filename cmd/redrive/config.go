@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
+
+	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/connflags"
 )
 
 // envPrefix is the consumer's: every flag -some-name is also read from
@@ -20,10 +23,9 @@ const envPrefix = "WXTERM"
 
 // config is every setting of the command, each a flag.
 type config struct {
-	brokers, requests, dlq         string
-	notifications                  string
-	kafkaTLS                       tlsFiles
-	kafkaSASL, kafkaUser, kafkaPwd string
+	brokers, requests, dlq string
+	notifications          string
+	kafka                  connflags.Kafka
 
 	offsets, from, to      string
 	errContains, errRegexp string
@@ -37,17 +39,10 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&c.requests, "request-topic", "contract-termination.requested", "request topic: its dead letters go back there")
-	fs.StringVar(&c.notifications, "notification-topic", "", "the consumer's notification topic (contract-termination.notifications): its dead letters go back there; empty: they are not redriven")
-	fs.StringVar(&c.dlq, "dlq-topic", "contract-termination.dlq", "dead-letter topic to read (never written)")
-	fs.BoolVar(&c.kafkaTLS.enabled, "kafka-tls", false, "connect to kafka over TLS")
-	fs.StringVar(&c.kafkaTLS.caFile, "kafka-tls-ca-file", "", "PEM CA bundle to verify kafka (empty: system roots)")
-	fs.StringVar(&c.kafkaTLS.certFile, "kafka-tls-cert-file", "", "PEM client certificate for kafka (mutual TLS)")
-	fs.StringVar(&c.kafkaTLS.keyFile, "kafka-tls-key-file", "", "PEM client key for kafka (mutual TLS)")
-	fs.StringVar(&c.kafkaTLS.serverName, "kafka-tls-server-name", "", "server name to verify in kafka's certificate (empty: the host dialled)")
-	fs.StringVar(&c.kafkaSASL, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
-	fs.StringVar(&c.kafkaUser, "kafka-sasl-username", "", "Kafka SASL user")
-	fs.StringVar(&c.kafkaPwd, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
+	fs.StringVar(&c.requests, "request-topic", event.TopicRequests, "request topic: its dead letters go back there")
+	fs.StringVar(&c.notifications, "notification-topic", "", "the consumer's notification topic ("+event.TopicNotifications+"): its dead letters go back there; empty: they are not redriven")
+	fs.StringVar(&c.dlq, "dlq-topic", event.TopicDLQ, "dead-letter topic to read (never written)")
+	c.kafka.Register(fs)
 
 	fs.StringVar(&c.offsets, "offsets", "", "dead-letter partition offset ranges, e.g. 0:100-200,3:0-50 (end exclusive); empty: every partition, whole")
 	fs.StringVar(&c.from, "from", "", "first dead-letter timestamp (RFC 3339), inclusive; not with -offsets")

@@ -10,28 +10,21 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wxterm/wxterm/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "redrive:", err)
-		os.Exit(1)
-	}
+	cli.Exit("redrive", err)
 }
 
 // run parses args, selects the dead letters, lists them on stdout and, with
@@ -45,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tr, err := c.transport()
+	_, tr, err := c.kafka.Security()
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/wxterm/wxterm/internal/connflags"
+	"github.com/wxterm/wxterm/internal/dedupe"
 	"github.com/wxterm/wxterm/internal/merchants"
 )
 
@@ -63,7 +64,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		fs.PrintDefaults()
 	}
 	c.redis.Register(fs)
-	fs.StringVar(&c.dedupePrefix, "dedupe-prefix", "wxterm:contract:", "key prefix of the dedupe records (the consumer's -dedupe-prefix)")
+	fs.StringVar(&c.dedupePrefix, "dedupe-prefix", dedupe.DefaultOptions().Prefix, "key prefix of the dedupe records (the consumer's -dedupe-prefix)")
 	c.merchants.Register(fs)
 	fs.StringVar(&c.file, "file", "", "read targets from this file, one per line (# comments; - is stdin)")
 	fs.BoolVar(&c.json, "json", false, "print JSON (one array of reports) instead of the table")

@@ -25,16 +25,15 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "wxsim:", err)
-		os.Exit(1)
-	}
+	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	cli.Exit("wxsim", err)
 }
 
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -191,7 +191,6 @@ func (f *gateCall) fn(mchID string) callFunc {
 
 var (
 	mainland  = wxapi.CreditRepayment.Host()
-	hk        = wxapi.GlobalPapay.Host()
 	signError = &wxapi.Error{Op: opTerminate, HTTPStatus: 401, Code: wxapi.CodeSignError}
 	noAuth    = &wxapi.Error{Op: opTerminate, HTTPStatus: 403, Code: wxapi.CodeNoAuth}
 )

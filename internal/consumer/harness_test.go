@@ -45,8 +45,6 @@ type harness struct {
 
 type harnessOpts struct {
 	partitions int
-	clientTO   time.Duration
-	tweak      func(*Options)
 	storeOpts  dedupe.Options
 	sim        func(*wxsim.Options) // adjusts the simulator's options
 }

@@ -100,7 +100,9 @@ type RetryOptions struct {
 	Max        time.Duration // default 10s
 	MaxElapsed time.Duration // then the intent fails with retries_exhausted; default 2m
 	Multiplier float64       // default 2
-	Jitter     float64       // randomization factor, 0..1; default 0.5
+	// Jitter is the randomization factor, 0..1. Unlike the other fields,
+	// zero is kept: it means no jitter (DefaultOptions has 0.5).
+	Jitter float64
 }
 
 // DefaultOptions returns every setting's default, the one place each is
@@ -109,9 +111,9 @@ type RetryOptions struct {
 func DefaultOptions() Options {
 	return Options{
 		GroupID:               "contract-terminator",
-		RequestTopic:          "contract-termination.requested",
-		ResultTopic:           "contract-termination.results",
-		DLQTopic:              "contract-termination.dlq",
+		RequestTopic:          event.TopicRequests,
+		ResultTopic:           event.TopicResults,
+		DLQTopic:              event.TopicDLQ,
 		MaxInFlight:           64,
 		CommitInterval:        200 * time.Millisecond,
 		ShutdownTimeout:       20 * time.Second,
@@ -150,7 +152,6 @@ func (o *Options) setDefaults() {
 	orDefault(&o.Retry.Max, d.Retry.Max)
 	orDefault(&o.Retry.MaxElapsed, d.Retry.MaxElapsed)
 	orDefault(&o.Retry.Multiplier, d.Retry.Multiplier)
-	orDefault(&o.Retry.Jitter, d.Retry.Jitter)
 	orDefault(&o.ClockSkew, d.ClockSkew)
 	if len(o.APIs) == 0 {
 		o.APIs = d.APIs

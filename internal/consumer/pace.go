@@ -72,7 +72,7 @@ func (l *limiter) recover() {
 	l.lim.SetLimitAt(now, min(cur+l.base/10, l.base))
 }
 
-// limit is the current rate, for tests and metrics.
+// limit is the current rate, for tests.
 func (l *limiter) limit() float64 {
 	if l == nil {
 		return 0

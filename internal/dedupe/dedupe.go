@@ -178,21 +178,28 @@ type Options struct {
 	Now func() time.Time
 }
 
+// DefaultOptions returns every default of Options, the one place each is
+// written: the commands' flags take theirs from it.
+func DefaultOptions() Options {
+	return Options{Prefix: "wxterm:contract:", TTL: 30 * 24 * time.Hour, Lease: 30 * time.Second, MaxFailures: 8, Now: time.Now}
+}
+
 func (o *Options) setDefaults() {
+	d := DefaultOptions()
 	if o.Prefix == "" {
-		o.Prefix = "wxterm:contract:"
+		o.Prefix = d.Prefix
 	}
 	if o.TTL <= 0 {
-		o.TTL = 30 * 24 * time.Hour
+		o.TTL = d.TTL
 	}
 	if o.Lease <= 0 {
-		o.Lease = 30 * time.Second
+		o.Lease = d.Lease
 	}
 	if o.MaxFailures <= 0 {
-		o.MaxFailures = 8
+		o.MaxFailures = d.MaxFailures
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = d.Now
 	}
 }
 

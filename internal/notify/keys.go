@@ -32,14 +32,6 @@ func PublicKey(id string, key *rsa.PublicKey) (Keys, error) {
 	return NewKeys(id, key, nil)
 }
 
-// Certificates returns the Keys of a merchant verified by its platform
-// certificates: a core.CertificateGetter such as the SDK's downloader
-// manager (downloader.MgrInstance().GetCertificateVisitor(mchID)), which
-// keeps them refreshed, or a fixed core.NewCertificateMapWithList.
-func Certificates(certs core.CertificateGetter) (Keys, error) {
-	return NewKeys("", nil, certs)
-}
-
 // NewKeys returns Keys that accept a signature by the public key (when id
 // and key are set), by a platform certificate of certs (when certs is not
 // nil), or by either: the SDK's combined verifier, for a merchant migrating

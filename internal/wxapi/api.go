@@ -3,6 +3,7 @@ package wxapi
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -30,6 +31,16 @@ const (
 func (a API) Valid() bool {
 	_, ok := routes[a]
 	return ok
+}
+
+// APIs lists the APIs the routing table serves, sorted by name.
+func APIs() []API {
+	out := make([]API, 0, len(routes))
+	for a := range routes {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Host names the WeChat Pay host a's calls go to: the global host for

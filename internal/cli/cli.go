@@ -1,0 +1,44 @@
+// Package cli ends the commands' main functions the same way.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+)
+
+// Exit ends a command with what its run returned: status 0 when err is nil
+// or a request for help (-h, whose usage the flag set already printed),
+// else err after the command's name on stderr and status 1.
+func Exit(name string, err error) {
+	os.Exit(report(os.Stderr, name, err))
+}
+
+// report prints err for Exit and returns the exit status.
+func report(stderr io.Writer, name string, err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	return 1
+}
+
+// NewLogger builds a command's logger from its -log-level (debug, info,
+// warn, error) and -log-format (json or text) flags.
+func NewLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	ho := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want json or text", format)
+}

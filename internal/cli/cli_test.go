@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestReport(t *testing.T) {
+	for _, c := range []struct {
+		err    error
+		status int
+		out    string
+	}{
+		{nil, 0, ""},
+		{flag.ErrHelp, 0, ""},
+		{fmt.Errorf("parse: %w", flag.ErrHelp), 0, ""},
+		{errors.New("-brokers: empty"), 1, "demo: -brokers: empty\n"},
+	} {
+		var b bytes.Buffer
+		if got := report(&b, "demo", c.err); got != c.status || b.String() != c.out {
+			t.Errorf("report(%v): got %d %q; want %d %q", c.err, got, b.String(), c.status, c.out)
+		}
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	var b bytes.Buffer
+	log, err := NewLogger("warn", "json", &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("dropped")
+	log.Warn("kept")
+	if got := b.String(); !strings.Contains(got, `"msg":"kept"`) || strings.Contains(got, "dropped") {
+		t.Errorf("json logger at warn wrote %q; want only the warning, as JSON", got)
+	}
+	for _, c := range [][2]string{{"loud", "json"}, {"info", "xml"}} {
+		if _, err := NewLogger(c[0], c[1], &b); err == nil {
+			t.Errorf("NewLogger(%q, %q): got nil error; want one", c[0], c[1])
+		}
+	}
+}
