@@ -114,6 +114,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.Retry.MaxElapsed, "retry-max-elapsed", do.Retry.MaxElapsed, "retry budget; then the intent fails with reason=retries_exhausted")
 	fs.Float64Var(&o.Retry.Multiplier, "retry-multiplier", do.Retry.Multiplier, "backoff growth factor")
 	fs.Float64Var(&o.Retry.Jitter, "retry-jitter", do.Retry.Jitter, "backoff randomization factor, 0..1 (0: no jitter)")
+	fs.DurationVar(&o.ClockSkew, "clock-skew", do.ClockSkew, "how far WeChat Pay's clock may be behind ours when judging whether a merchant-API termination before our first attempt was someone else's (already_terminated)")
 	fs.DurationVar(&o.SystemicProbeInterval, "systemic-probe-interval", do.SystemicProbeInterval, "while a systemic fault holds calls, how often one is tried")
 	fs.Float64Var(&o.RateLimit, "rate-limit", do.RateLimit, "WeChat Pay calls per second per merchant (0: unlimited); halved for a while on FREQUENCY_LIMITED")
 
@@ -194,6 +195,12 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	// would stop every call, so it is refused here rather than replaced.
 	if c.opts.MaxInFlight < 1 {
 		return nil, fmt.Errorf("-max-in-flight %d: want at least 1", c.opts.MaxInFlight)
+	}
+	// A claim must outlive a call: a lease that runs out while our call is
+	// on the wire lets another worker take the contract over before the
+	// answer says what the call did.
+	if c.lease <= c.merchants.Timeout {
+		return nil, fmt.Errorf("-lease %s: want more than -wechatpay-timeout %s", c.lease, c.merchants.Timeout)
 	}
 	return c, nil
 }
