@@ -27,6 +27,7 @@ func scenarios() []scenario {
 		{"drain", "SIGTERM to one of two members with calls in flight at 1 s latency: it drains, releases its claims, commits and leaves, the other takes over at once", drainScenario},
 		{"group-churn", "three consumers in one group; one killed with kill -9 and one added mid-run", churnScenario},
 		{"dies-after-call", "workers die after their terminate call took effect but before recording it (kill -9 while WeChat holds the answer; and records left in flight by a dead owner that did call): the next owner must query, not call again", diesAfterCallScenario},
+		{"lost-claim", "claims lost mid-call: at 1 s latency the dedupe records of contracts in flight are deleted, eight rounds; each worker claims again and, remembering the call it sent, queries before terminating: no second terminate, no termination of ours reported already_terminated", lostClaimScenario},
 		{"systemic-sign-error", "mid-run WeChat Pay answers every call 401 SIGN_ERROR for 10 s, then recovers", systemicScenario("sign_error")},
 		{"systemic-bad-signature", "mid-run WeChat Pay's response signatures stop validating for 10 s (the calls take effect), then recover", systemicScenario("bad_signature")},
 		{"systemic-flaky", "mid-run for 10 s every WeChat Pay call is refused 401 SIGN_ERROR or times out, half each (a systemic fault seen through a flaky network), then recovers", systemicScenario("sign_error", "timeout")},
