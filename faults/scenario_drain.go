@@ -29,7 +29,9 @@ func drainScenario(ctx context.Context, r *runCtx) error {
 	if err := r.waitReady(ctx, c1, 60*time.Second); err != nil {
 		return err
 	}
-	pub := r.publishAsync(ctx, 20, 100*time.Millisecond)
+	// Paced over about 11 s, so that work is still arriving when c1 gets
+	// SIGTERM on a fast machine too.
+	pub := r.publishAsync(ctx, 10, 200*time.Millisecond)
 	// c1 works alone first: the claims in flight now tell its owner tokens.
 	c1Owner, err := r.waitOwner(ctx)
 	if err != nil {
@@ -45,7 +47,15 @@ func drainScenario(ctx context.Context, r *runCtx) error {
 	if err := r.waitProgress(ctx, 0.3); err != nil {
 		return err
 	}
+	// SIGTERM only with work of c1's in flight (up to 10 s more): the drain
+	// is what the scenario is about.
 	inFlight := c1.metric(ctx, r.s.http, "wxterm_in_flight")
+	for deadline := time.Now().Add(10 * time.Second); inFlight == 0 && time.Now().Before(deadline); {
+		if !sleep(ctx, 20*time.Millisecond) {
+			return ctx.Err()
+		}
+		inFlight = c1.metric(ctx, r.s.http, "wxterm_in_flight")
+	}
 	start := time.Now()
 	graceful := c1.Stop(40 * time.Second)
 	exit := time.Since(start)
