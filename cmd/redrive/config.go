@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/connflags"
+	"github.com/wxterm/wxterm/internal/offsetrange"
 )
 
 // envPrefix is the consumer's: every flag -some-name is also read from
@@ -124,21 +124,8 @@ func (c *config) selection() (selection, error) {
 		if c.from != "" || c.to != "" {
 			return s, errors.New("-offsets excludes -from and -to")
 		}
-		s.offsets = map[int][2]int64{}
-		for _, part := range strings.Split(c.offsets, ",") {
-			part = strings.TrimSpace(part)
-			p, rng, ok := strings.Cut(part, ":")
-			st, en, ok2 := strings.Cut(rng, "-")
-			pi, err1 := strconv.Atoi(p)
-			si, err2 := strconv.ParseInt(st, 10, 64)
-			ei, err3 := strconv.ParseInt(en, 10, 64)
-			if !ok || !ok2 || err1 != nil || err2 != nil || err3 != nil || pi < 0 || si < 0 || ei < si {
-				return s, fmt.Errorf("-offsets %q: want partition:start-end, e.g. 0:100-200", part)
-			}
-			if _, dup := s.offsets[pi]; dup {
-				return s, fmt.Errorf("-offsets: partition %d given twice", pi)
-			}
-			s.offsets[pi] = [2]int64{si, ei}
+		if s.offsets, err = offsetrange.Parse(c.offsets); err != nil {
+			return s, fmt.Errorf("-offsets: %w", err)
 		}
 		return s, nil
 	}
