@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
-
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/connflags"
 	"github.com/wxterm/wxterm/internal/offsetrange"
 )
@@ -72,11 +71,8 @@ func defaultBy() string {
 func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := newFlagSet(c, stderr)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if n := c.notifications; n != "" && (n == c.requests || n == c.dlq) {
 		return nil, fmt.Errorf("-notification-topic %s: must differ from -request-topic and -dlq-topic", n)
