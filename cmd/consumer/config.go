@@ -159,7 +159,7 @@ func (l *listFlag[T]) String() string {
 
 func (l *listFlag[T]) Set(s string) error {
 	var out []T
-	for _, p := range splitList(s) {
+	for _, p := range cli.SplitList(s) {
 		v, err := l.parse(p)
 		if err != nil {
 			return err

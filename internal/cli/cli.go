@@ -1,4 +1,5 @@
-// Package cli ends the commands' main functions the same way.
+// Package cli is what the commands share: parsing their flags (and the
+// WXTERM_* environment) and ending their main functions the same way.
 package cli
 
 import (
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/peterbourgon/ff/v3"
 )
@@ -56,4 +58,16 @@ func Parse(fs *flag.FlagSet, args []string, envPrefix string) error {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	return nil
+}
+
+// SplitList splits a comma-separated flag value into its items, trimmed of
+// spaces; blank items are dropped.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -71,6 +72,22 @@ func TestParse(t *testing.T) {
 		}
 		if err != nil || *fromEnv != "env" || *fromArgs != c.fromArgs {
 			t.Errorf("Parse(%q): got %q, %q, %v; want %q, %q, nil", c.args, *fromEnv, *fromArgs, err, "env", c.fromArgs)
+		}
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{" , ,", nil},
+		{"a", []string{"a"}},
+		{" a , b,,c ", []string{"a", "b", "c"}},
+	} {
+		if got := SplitList(c.in); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("SplitList(%q): got %q; want %q", c.in, got, c.want)
 		}
 	}
 }
