@@ -40,7 +40,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("notify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 
-	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	connflags.RegisterBrokers(fs, &c.brokers)
 	fs.StringVar(&c.topic, "notification-topic", event.TopicNotifications, "topic the verified notifications are written to (acks=all)")
 	c.kafka.Register(fs)
 

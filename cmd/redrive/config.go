@@ -37,7 +37,7 @@ type config struct {
 func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	connflags.RegisterBrokers(fs, &c.brokers)
 	fs.StringVar(&c.requests, "request-topic", event.TopicRequests, "request topic: its dead letters go back there")
 	fs.StringVar(&c.notifications, "notification-topic", "", "the consumer's notification topic ("+event.TopicNotifications+"): its dead letters go back there; empty: they are not redriven")
 	fs.StringVar(&c.dlq, "dlq-topic", event.TopicDLQ, "dead-letter topic to read (never written)")
