@@ -28,18 +28,8 @@ func (r replayConfig) replayRange() (consumer.ReplayRange, error) {
 		return out, errors.New("-replay needs -replay-from (RFC 3339) or -replay-offsets")
 	}
 	var err error
-	if out.From, err = time.Parse(time.RFC3339, r.from); err != nil {
-		return out, fmt.Errorf("-replay-from: %w", err)
-	}
-	if r.to != "" {
-		if out.To, err = time.Parse(time.RFC3339, r.to); err != nil {
-			return out, fmt.Errorf("-replay-to: %w", err)
-		}
-		if !out.To.After(out.From) {
-			return out, errors.New("-replay-to must be after -replay-from")
-		}
-	}
-	return out, nil
+	out.From, out.To, err = offsetrange.Window(r.from, r.to, "-replay-from", "-replay-to")
+	return out, err
 }
 
 // runReplay reprocesses the chosen range outside the consumer group and

@@ -125,18 +125,6 @@ func (c *config) selection() (selection, error) {
 		}
 		return s, nil
 	}
-	if c.from != "" {
-		if s.from, err = time.Parse(time.RFC3339, c.from); err != nil {
-			return s, fmt.Errorf("-from: %w", err)
-		}
-	}
-	if c.to != "" {
-		if s.to, err = time.Parse(time.RFC3339, c.to); err != nil {
-			return s, fmt.Errorf("-to: %w", err)
-		}
-		if !s.to.After(s.from) {
-			return s, errors.New("-to must be after -from")
-		}
-	}
-	return s, nil
+	s.from, s.to, err = offsetrange.Window(c.from, c.to, "-from", "-to")
+	return s, err
 }

@@ -1,7 +1,7 @@
 // Package offsetrange selects offset ranges of a Kafka topic for the
 // commands that re-read it (the consumer's -replay and redrive): it parses
 // the "partition:start-end" lists their flags take and lists a topic's
-// partitions.
+// partitions, and parses the RFC 3339 time windows they take instead.
 package offsetrange
 
 import (
@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -42,6 +43,26 @@ func Parse(s string) (map[int][2]int64, error) {
 		return nil, fmt.Errorf("%q: want partition:start-end, e.g. 0:100-200", s)
 	}
 	return out, nil
+}
+
+// Window parses a time window [from, to) given as RFC 3339 flag values; an
+// empty value is the zero time, and a set to must come after from. fromFlag
+// and toFlag name the flags in errors.
+func Window(from, to, fromFlag, toFlag string) (start, end time.Time, err error) {
+	if from != "" {
+		if start, err = time.Parse(time.RFC3339, from); err != nil {
+			return start, end, fmt.Errorf("%s: %w", fromFlag, err)
+		}
+	}
+	if to != "" {
+		if end, err = time.Parse(time.RFC3339, to); err != nil {
+			return start, end, fmt.Errorf("%s: %w", toFlag, err)
+		}
+		if !end.After(start) {
+			return start, end, fmt.Errorf("%s must be after %s", toFlag, fromFlag)
+		}
+	}
+	return start, end, nil
 }
 
 // Partitions returns the IDs of topic's partitions in ascending order; a

@@ -35,3 +35,28 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestWindow(t *testing.T) {
+	for _, tt := range []struct {
+		from, to string
+		wantErr  string
+	}{
+		{"2026-11-22T10:00:00Z", "2026-11-22T11:00:00Z", ""},
+		{"2026-11-22T10:00:00Z", "", ""},
+		{"", "2026-11-22T11:00:00Z", ""},
+		{"yesterday", "", "-from: "},
+		{"", "soon", "-to: "},
+		{"2026-11-22T10:00:00Z", "2026-11-22T10:00:00Z", "-to must be after -from"},
+	} {
+		start, end, err := offsetrange.Window(tt.from, tt.to, "-from", "-to")
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Window(%q, %q): got %v; want an error containing %q", tt.from, tt.to, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || start.IsZero() != (tt.from == "") || end.IsZero() != (tt.to == "") {
+			t.Errorf("Window(%q, %q): got %v, %v, %v; want the times given", tt.from, tt.to, start, end, err)
+		}
+	}
+}
