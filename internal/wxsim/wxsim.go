@@ -361,6 +361,13 @@ type Counts struct {
 // PeakConcurrent is the most calls the server has served at once.
 func (s *Server) PeakConcurrent() int { return int(s.peak.Load()) }
 
+// ServeCounts answers with Counts as JSON: the simulator's control endpoint
+// (GET /sim/counts) for tests that run it out of process.
+func (s *Server) ServeCounts(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.Counts())
+}
+
 // Counts returns a snapshot of the call counters.
 func (s *Server) Counts() Counts {
 	s.mu.Lock()
