@@ -268,6 +268,37 @@ func (r *runCtx) waitDone(ctx context.Context) error {
 	}
 }
 
+// drained waits until every request is answered (waitDone), the publisher
+// pub has finished and the collector has read every output back.
+func (r *runCtx) drained(ctx context.Context, pub <-chan error) error {
+	if err := r.waitDone(ctx); err != nil {
+		return err
+	}
+	if err := <-pub; err != nil {
+		return err
+	}
+	return r.col.catchUp(ctx, 30*time.Second)
+}
+
+// startReady starts n consumers with extra flags and waits until each is
+// ready.
+func (r *runCtx) startReady(ctx context.Context, n int, extra ...string) ([]*consumerProc, error) {
+	var cs []*consumerProc
+	for range n {
+		c, err := r.startConsumer(extra...)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	return cs, nil
+}
+
 // checkCommitted checks that the group committed every request offset
 // once all intents are answered (the consumers commit after publishing).
 func (r *runCtx) checkCommitted(ctx context.Context) {

@@ -94,10 +94,7 @@ func (r *runCtx) ownSimulator() (*wxsim.Server, error) {
 	sim := wxsim.New(opts)
 	mux := http.NewServeMux()
 	mux.Handle("/", sim)
-	mux.HandleFunc("GET /sim/counts", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(sim.Counts())
-	})
+	mux.HandleFunc("GET /sim/counts", sim.ServeCounts)
 	// The suite clears faults between scenarios; this scenario sets its own
 	// directly, so any profile put here clears them.
 	mux.HandleFunc("PUT /sim/faults", func(w http.ResponseWriter, _ *http.Request) {

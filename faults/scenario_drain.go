@@ -85,13 +85,7 @@ func drainScenario(ctx context.Context, r *runCtx) error {
 		r.probs.add("drain", "%s took %.1fs after %s exited to hold every partition; want less than the session timeout (%s): did %s leave the group?",
 			c2.Name, takeover.Seconds(), c1.Name, sessionTimeout, c1.Name)
 	}
-	if err := r.waitDone(ctx); err != nil {
-		return err
-	}
-	if err := <-pub; err != nil {
-		return err
-	}
-	if err := r.col.catchUp(ctx, 30*time.Second); err != nil {
+	if err := r.drained(ctx, pub); err != nil {
 		return err
 	}
 	again := r.answeredAgain()

@@ -50,13 +50,7 @@ func lostClaimScenario(ctx context.Context, r *runCtx) error {
 	if n == 0 {
 		r.probs.add("scenario", "no record was in flight when deleted: the scenario proves nothing")
 	}
-	if err := r.waitDone(ctx); err != nil {
-		return err
-	}
-	if err := <-pub; err != nil {
-		return err
-	}
-	if err := r.col.catchUp(ctx, 30*time.Second); err != nil {
+	if err := r.drained(ctx, pub); err != nil {
 		return err
 	}
 

@@ -117,18 +117,9 @@ func notifyScenario(ctx context.Context, r *runCtx) error {
 
 	extra := []string{"-request-topic", reqT, "-result-topic", resT, "-dlq-topic", dlqT, "-notification-topic", ntfT,
 		"-wechatpay-base-url", simSrv.URL, "-wechatpay-backup-url", simSrv.URL, "-wechatpay-global-url", simSrv.URL}
-	var cs []*consumerProc
-	for range 2 {
-		c, err := r.startConsumer(extra...)
-		if err != nil {
-			return err
-		}
-		cs = append(cs, c)
-	}
-	for _, c := range cs {
-		if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
-			return err
-		}
+	cs, err := r.startReady(ctx, 2, extra...)
+	if err != nil {
+		return err
 	}
 	col := s.newCollector(ctx, resT, dlqT)
 	defer col.stop()

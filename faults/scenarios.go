@@ -221,18 +221,9 @@ func churnScenario(ctx context.Context, r *runCtx) error {
 	if err := r.s.simFaults(ctx, `{"latency":"10ms"}`); err != nil {
 		return err
 	}
-	var cs []*consumerProc
-	for range 3 {
-		c, err := r.startConsumer()
-		if err != nil {
-			return err
-		}
-		cs = append(cs, c)
-	}
-	for _, c := range cs {
-		if err := r.waitReady(ctx, c, 60*time.Second); err != nil {
-			return err
-		}
+	cs, err := r.startReady(ctx, 3)
+	if err != nil {
+		return err
 	}
 	pub := r.publishAsync(ctx, 20, 100*time.Millisecond)
 	if err := r.waitProgress(ctx, 0.25); err != nil {

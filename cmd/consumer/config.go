@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
-
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/connflags"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/dedupe"
@@ -160,7 +159,7 @@ func (l *listFlag[T]) String() string {
 
 func (l *listFlag[T]) Set(s string) error {
 	var out []T
-	for _, p := range splitList(s) {
+	for _, p := range cli.SplitList(s) {
 		v, err := l.parse(p)
 		if err != nil {
 			return err
@@ -185,11 +184,8 @@ func parseAPI(s string) (event.API, error) {
 func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := newFlagSet(c, stderr)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	// The consumer takes a zero MaxInFlight for unset; from the flag it
 	// would stop every call, so it is refused here rather than replaced.

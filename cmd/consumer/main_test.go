@@ -220,18 +220,8 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	hc := &http.Client{Timeout: 5 * time.Second}
-	for {
-		status, body := e2e.Readyz(ctx, hc, addr)
-		if status == http.StatusOK {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("consumer exited before it was ready: %v", err)
-		case <-ctx.Done():
-			t.Fatalf("consumer never became ready: %d %s", status, body)
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := e2e.WaitReady(ctx, hc, addr, done); err != nil {
+		t.Fatalf("consumer: %v", err)
 	}
 	if v, err := e2e.Metric(ctx, hc, "http://"+addr+"/metrics", "wxterm_ready"); err != nil || v != 1 {
 		t.Errorf("/metrics wxterm_ready: got %v, %v; want 1", v, err)

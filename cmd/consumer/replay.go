@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/offsetrange"
 )
 
 // replayRange parses the -replay-from/-to or -replay-offsets flags.
@@ -19,20 +18,9 @@ func (r replayConfig) replayRange() (consumer.ReplayRange, error) {
 		if r.from != "" || r.to != "" {
 			return out, errors.New("-replay-offsets excludes -replay-from and -replay-to")
 		}
-		out.Offsets = map[int][2]int64{}
-		for _, part := range splitList(r.offsets) {
-			p, rng, ok := strings.Cut(part, ":")
-			s, e, ok2 := strings.Cut(rng, "-")
-			pi, err1 := strconv.Atoi(p)
-			si, err2 := strconv.ParseInt(s, 10, 64)
-			ei, err3 := strconv.ParseInt(e, 10, 64)
-			if !ok || !ok2 || err1 != nil || err2 != nil || err3 != nil || pi < 0 || si < 0 || ei < si {
-				return out, fmt.Errorf("-replay-offsets %q: want partition:start-end, e.g. 0:100-200", part)
-			}
-			if _, dup := out.Offsets[pi]; dup {
-				return out, fmt.Errorf("-replay-offsets: partition %d given twice", pi)
-			}
-			out.Offsets[pi] = [2]int64{si, ei}
+		var err error
+		if out.Offsets, err = offsetrange.Parse(r.offsets); err != nil {
+			return out, fmt.Errorf("-replay-offsets: %w", err)
 		}
 		return out, nil
 	}
@@ -40,18 +28,8 @@ func (r replayConfig) replayRange() (consumer.ReplayRange, error) {
 		return out, errors.New("-replay needs -replay-from (RFC 3339) or -replay-offsets")
 	}
 	var err error
-	if out.From, err = time.Parse(time.RFC3339, r.from); err != nil {
-		return out, fmt.Errorf("-replay-from: %w", err)
-	}
-	if r.to != "" {
-		if out.To, err = time.Parse(time.RFC3339, r.to); err != nil {
-			return out, fmt.Errorf("-replay-to: %w", err)
-		}
-		if !out.To.After(out.From) {
-			return out, errors.New("-replay-to must be after -replay-from")
-		}
-	}
-	return out, nil
+	out.From, out.To, err = offsetrange.Window(r.from, r.to, "-replay-from", "-replay-to")
+	return out, err
 }
 
 // runReplay reprocesses the chosen range outside the consumer group and

@@ -7,17 +7,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxterm/wxterm/event"
@@ -231,54 +228,13 @@ func TestVerificationFlagsAreChecked(t *testing.T) {
 	}
 }
 
-// privateRedis starts a redis-server of its own with args (settings the
-// shared test server must keep) and returns its address; it skips when
-// redis-server is not installed, unless real services are required. The
-// approach of internal/dedupe's durability tests.
-func privateRedis(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv(testenv.EnvRedis) != "" || os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server: %v", err)
-		}
-		t.Skipf("redis-server is not installed: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	for i := 0; ; i++ {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		err := rdb.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return addr
-		}
-		if i == 100 {
-			t.Fatalf("redis-server at %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond) // waiting for the server to listen, not a timed assertion
-	}
-}
-
 // Issue 12 item 5: a Redis that may evict records is refused at start-up
 // with a clear error (strict, the default); warn starts with a warning;
 // a noeviction Redis starts under strict.
 func TestEvictingRedisRefusedAtStart(t *testing.T) {
 	r := newVerifyRig(t)
-	lru := privateRedis(t, "--maxmemory-policy", "allkeys-lru")
-	safe := privateRedis(t, "--maxmemory-policy", "noeviction")
+	lru := testenv.PrivateRedis(t, "--maxmemory-policy", "allkeys-lru")
+	safe := testenv.PrivateRedis(t, "--maxmemory-policy", "noeviction")
 	file := r.merchantsFile(t, map[string]any{"public_key_id": r.keys.PublicKeyID, "public_key_file": filepath.Join(r.dir, wxsim.FilePublicKey)})
 
 	err := runMain(t.Context(), r.args(t, file, lru), &secureLog{}, &secureLog{})

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -76,16 +75,6 @@ func checkDurability(ctx context.Context, c *config, store *dedupe.Store, log *s
 		return nil
 	}
 	return fmt.Errorf("redis %s: %w", c.redis.Addrs, err)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // startTracing builds the tracer from the standard OTEL_* environment (off

@@ -42,16 +42,8 @@ func TestDemoServesHealthReadinessAndMetrics(t *testing.T) {
 		t.Fatal("the demo never printed its HTTP address")
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
-	for {
-		status, body := e2e.Readyz(ctx, hc, addr)
-		if status == http.StatusOK {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("/readyz: got %d %q; want 200", status, body)
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := e2e.WaitReady(ctx, hc, addr, nil); err != nil {
+		t.Fatal(err)
 	}
 	resp, err := hc.Get("http://" + addr + "/healthz")
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 	"syscall"
 
 	"github.com/oklog/run"
-	"github.com/peterbourgon/ff/v3"
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/cli"
@@ -48,11 +47,8 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.keepRunning, "keep-running", false, "keep running after the examples so more can be published with the producer")
 	fs.IntVar(&c.kafkaPort, "embedded-kafka-port", 9092, "port of the embedded Kafka on 127.0.0.1 (0: any)")
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics (as the service's -http-addr)")
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("WXTERM")); err != nil {
+	if err := cli.Parse(fs, args, "WXTERM"); err != nil {
 		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	return c, nil
 }

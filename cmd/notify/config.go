@@ -6,9 +6,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
-
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/connflags"
 	"github.com/wxterm/wxterm/internal/notify"
 )
@@ -41,7 +40,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("notify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 
-	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	connflags.RegisterBrokers(fs, &c.brokers)
 	fs.StringVar(&c.topic, "notification-topic", event.TopicNotifications, "topic the verified notifications are written to (acks=all)")
 	c.kafka.Register(fs)
 
@@ -65,11 +64,8 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := newFlagSet(c, stderr)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if c.maxSkew <= 0 || c.maxSkew > notify.DefaultMaxSkew {
 		return nil, fmt.Errorf("-max-clock-skew %s: want more than 0 and at most %s", c.maxSkew, notify.DefaultMaxSkew)

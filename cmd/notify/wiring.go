@@ -5,11 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/merchants"
 	"github.com/wxterm/wxterm/internal/notify"
 )
@@ -41,7 +41,7 @@ func loadMerchants(c *config) ([]notify.Merchant, error) {
 		if c.mchID == "" || c.apiV3KeyFile == "" {
 			return nil, errors.New("merchant settings missing: set -mchid, -apiv3-key-file and -wechatpay-public-key-id/-file or -wechatpay-platform-cert-files, or -merchants-file")
 		}
-		specs = append(specs, merchantSpec{c.mchID, c.pubKeyID, c.pubKeyFile, splitList(c.platformCertFiles), merchants.Entry{APIv3KeyFile: c.apiV3KeyFile}})
+		specs = append(specs, merchantSpec{c.mchID, c.pubKeyID, c.pubKeyFile, cli.SplitList(c.platformCertFiles), merchants.Entry{APIv3KeyFile: c.apiV3KeyFile}})
 	}
 	out := make([]notify.Merchant, 0, len(specs))
 	for _, s := range specs {
@@ -88,14 +88,4 @@ func (s merchantSpec) load() (notify.Merchant, error) {
 		return m, err
 	}
 	return m, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -7,14 +7,13 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
-
 	"github.com/wxterm/wxterm/event"
+	"github.com/wxterm/wxterm/internal/cli"
 	"github.com/wxterm/wxterm/internal/connflags"
+	"github.com/wxterm/wxterm/internal/offsetrange"
 )
 
 // envPrefix is the consumer's: every flag -some-name is also read from
@@ -38,7 +37,7 @@ type config struct {
 func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	connflags.RegisterBrokers(fs, &c.brokers)
 	fs.StringVar(&c.requests, "request-topic", event.TopicRequests, "request topic: its dead letters go back there")
 	fs.StringVar(&c.notifications, "notification-topic", "", "the consumer's notification topic ("+event.TopicNotifications+"): its dead letters go back there; empty: they are not redriven")
 	fs.StringVar(&c.dlq, "dlq-topic", event.TopicDLQ, "dead-letter topic to read (never written)")
@@ -72,11 +71,8 @@ func defaultBy() string {
 func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := newFlagSet(c, stderr)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if n := c.notifications; n != "" && (n == c.requests || n == c.dlq) {
 		return nil, fmt.Errorf("-notification-topic %s: must differ from -request-topic and -dlq-topic", n)
@@ -124,36 +120,11 @@ func (c *config) selection() (selection, error) {
 		if c.from != "" || c.to != "" {
 			return s, errors.New("-offsets excludes -from and -to")
 		}
-		s.offsets = map[int][2]int64{}
-		for _, part := range strings.Split(c.offsets, ",") {
-			part = strings.TrimSpace(part)
-			p, rng, ok := strings.Cut(part, ":")
-			st, en, ok2 := strings.Cut(rng, "-")
-			pi, err1 := strconv.Atoi(p)
-			si, err2 := strconv.ParseInt(st, 10, 64)
-			ei, err3 := strconv.ParseInt(en, 10, 64)
-			if !ok || !ok2 || err1 != nil || err2 != nil || err3 != nil || pi < 0 || si < 0 || ei < si {
-				return s, fmt.Errorf("-offsets %q: want partition:start-end, e.g. 0:100-200", part)
-			}
-			if _, dup := s.offsets[pi]; dup {
-				return s, fmt.Errorf("-offsets: partition %d given twice", pi)
-			}
-			s.offsets[pi] = [2]int64{si, ei}
+		if s.offsets, err = offsetrange.Parse(c.offsets); err != nil {
+			return s, fmt.Errorf("-offsets: %w", err)
 		}
 		return s, nil
 	}
-	if c.from != "" {
-		if s.from, err = time.Parse(time.RFC3339, c.from); err != nil {
-			return s, fmt.Errorf("-from: %w", err)
-		}
-	}
-	if c.to != "" {
-		if s.to, err = time.Parse(time.RFC3339, c.to); err != nil {
-			return s, fmt.Errorf("-to: %w", err)
-		}
-		if !s.to.After(s.from) {
-			return s, errors.New("-to must be after -from")
-		}
-	}
-	return s, nil
+	s.from, s.to, err = offsetrange.Window(c.from, c.to, "-from", "-to")
+	return s, err
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
+	"github.com/wxterm/wxterm/internal/offsetrange"
 )
 
 // hdrDLQPrefix starts every header the consumer adds to a dead letter
@@ -380,23 +381,10 @@ func header(hs []kafka.Header, key string) string {
 
 // partitions lists a topic's partitions.
 func partitions(ctx context.Context, cl *kafka.Client, topic string) ([]int, error) {
-	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	parts, err := offsetrange.Partitions(ctx, cl, topic)
 	if err != nil {
-		return nil, fmt.Errorf("redrive: metadata of %s: %w", topic, err)
+		return nil, fmt.Errorf("redrive: %w", err)
 	}
-	var parts []int
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			return nil, fmt.Errorf("redrive: topic %s: %w", t.Name, t.Error)
-		}
-		for _, p := range t.Partitions {
-			parts = append(parts, p.ID)
-		}
-	}
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("redrive: topic %s has no partitions", topic)
-	}
-	sort.Ints(parts)
 	return parts, nil
 }
 

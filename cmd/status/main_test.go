@@ -228,9 +228,10 @@ func TestTargetsAndExitStatus(t *testing.T) {
 	}
 }
 
-// -query against the simulator: the record and WeChat Pay agree or not.
-func TestQueryAgreement(t *testing.T) {
-	r := newRig(t)
+// newSim starts a WeChat Pay simulator and returns it, its server and the
+// flags of a -query against it.
+func newSim(t *testing.T) (*wxsim.Server, *httptest.Server, []string) {
+	t.Helper()
 	keys, err := wxsim.NewKeys()
 	must(t, err)
 	dir := t.TempDir()
@@ -238,6 +239,17 @@ func TestQueryAgreement(t *testing.T) {
 	sim := wxsim.New(keys.SimOptions())
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
+	return sim, srv, []string{"-query",
+		"-mchid", keys.MchID, "-mch-cert-serial", keys.MerchantCertSerial,
+		"-mch-private-key-file", filepath.Join(dir, wxsim.FileMerchantKey),
+		"-wechatpay-public-key-id", keys.PublicKeyID, "-wechatpay-public-key-file", filepath.Join(dir, wxsim.FilePublicKey),
+		"-wechatpay-base-url", srv.URL, "-wechatpay-backup-url", srv.URL, "-wechatpay-global-url", srv.URL}
+}
+
+// -query against the simulator: the record and WeChat Pay agree or not.
+func TestQueryAgreement(t *testing.T) {
+	r := newRig(t)
+	sim, srv, query := newSim(t)
 	seed := func(code string) { sim.Seed(wxsim.Contract{API: wxapi.CreditRepayment, OutContractCode: code}) }
 
 	seed("BOTHTERM") // terminated in both
@@ -253,11 +265,7 @@ func TestQueryAgreement(t *testing.T) {
 	sim.SeedMissing("NOSUCH") // a failure other than not_found; WeChat has no such contract
 	r.done(t, "NOSUCH", "req-e", dedupe.KindFailed, true)
 
-	flags := r.args("-query",
-		"-mchid", keys.MchID, "-mch-cert-serial", keys.MerchantCertSerial,
-		"-mch-private-key-file", filepath.Join(dir, wxsim.FileMerchantKey),
-		"-wechatpay-public-key-id", keys.PublicKeyID, "-wechatpay-public-key-file", filepath.Join(dir, wxsim.FilePublicKey),
-		"-wechatpay-base-url", srv.URL, "-wechatpay-backup-url", srv.URL, "-wechatpay-global-url", srv.URL)
+	flags := r.args(query...)
 	targets := []string{"BOTHTERM", "RECORDONLY", "USERTERM", "STILLON", "NOSUCH", "ABSENT"}
 	exit, out, errOut := status(t, append(append([]string{"-json"}, flags...), targets...)...)
 	if exit != exitNotFound {

@@ -5,8 +5,6 @@ package main
 
 import (
 	"encoding/json"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,22 +72,12 @@ func TestReviewLegacyAndNotificationRecords(t *testing.T) {
 // should be UNSETTLED, or at least its reason should name the unknown mark.
 func TestReviewUnknownFailureAgainstTerminatedIsNotBlamedOnAnotherParty(t *testing.T) {
 	r := newRig(t)
-	keys, err := wxsim.NewKeys()
-	must(t, err)
-	dir := t.TempDir()
-	must(t, keys.WriteFiles(dir))
-	sim := wxsim.New(keys.SimOptions())
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
+	sim, _, query := newSim(t)
 	sim.Seed(wxsim.Contract{API: wxapi.CreditRepayment, OutContractCode: "MAYBE"})
 	sim.TerminateAs("MAYBE", wxsim.ByMerchant, time.Now()) // our timed-out call got through
 	r.done(t, "MAYBE", "req-u", dedupe.KindUnknown, true)
 
-	exit, out, errOut := status(t, r.args("-json", "-query",
-		"-mchid", keys.MchID, "-mch-cert-serial", keys.MerchantCertSerial,
-		"-mch-private-key-file", filepath.Join(dir, wxsim.FileMerchantKey),
-		"-wechatpay-public-key-id", keys.PublicKeyID, "-wechatpay-public-key-file", filepath.Join(dir, wxsim.FilePublicKey),
-		"-wechatpay-base-url", srv.URL, "-wechatpay-backup-url", srv.URL, "-wechatpay-global-url", srv.URL, "MAYBE")...)
+	exit, out, errOut := status(t, r.args(append(append([]string{"-json"}, query...), "MAYBE")...)...)
 	if exit == exitError {
 		t.Fatalf("exit %d\n%s%s", exit, out, errOut)
 	}

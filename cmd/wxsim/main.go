@@ -90,10 +90,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	mux := http.NewServeMux()
 	mux.Handle("/", sim)
-	mux.HandleFunc("GET /sim/counts", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(sim.Counts())
-	})
+	mux.HandleFunc("GET /sim/counts", sim.ServeCounts)
 	mux.HandleFunc("PUT /sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		f, err := decodeFaults(r.Body)
 		if err != nil {

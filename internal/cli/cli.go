@@ -1,4 +1,5 @@
-// Package cli ends the commands' main functions the same way.
+// Package cli is what the commands share: parsing their flags (and the
+// WXTERM_* environment) and ending their main functions the same way.
 package cli
 
 import (
@@ -8,6 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+
+	"github.com/peterbourgon/ff/v3"
 )
 
 // Exit ends a command with what its run returned: status 0 when err is nil
@@ -41,4 +45,29 @@ func NewLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, ho)), nil
 	}
 	return nil, fmt.Errorf("-log-format %q: want json or text", format)
+}
+
+// Parse parses a command's flags from args and then from the environment:
+// every flag -some-name unset in args is read from PREFIX_SOME_NAME. Any
+// argument left after the flags is an error.
+func Parse(fs *flag.FlagSet, args []string, envPrefix string) error {
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return nil
+}
+
+// SplitList splits a comma-separated flag value into its items, trimmed of
+// spaces; blank items are dropped.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -19,6 +19,15 @@ type Kafka struct {
 	SASLMechanism, SASLUser, SASLPassword string
 }
 
+// DefaultBrokers is -brokers' default: a broker on this machine.
+const DefaultBrokers = "127.0.0.1:9092"
+
+// RegisterBrokers declares -brokers, the comma-separated Kafka bootstrap
+// brokers, into fs, with DefaultBrokers as its default.
+func RegisterBrokers(fs *flag.FlagSet, dst *string) {
+	fs.StringVar(dst, "brokers", DefaultBrokers, "Kafka bootstrap brokers, comma-separated")
+}
+
 // Register declares -kafka-tls, its -kafka-tls-* flags and the
 // -kafka-sasl-* flags into fs.
 func (k *Kafka) Register(fs *flag.FlagSet) {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/wxterm/wxterm/internal/offsetrange"
 )
 
 // ReplayRange selects messages of the request topic: by time (From
@@ -32,23 +34,10 @@ func (r PartitionRange) Messages() int64 { return max(r.End-r.Start, 0) }
 // ResolveRange turns r into offsets per partition of the request topic.
 func (c *Consumer) ResolveRange(ctx context.Context, r ReplayRange) ([]PartitionRange, error) {
 	cl := &kafka.Client{Addr: kafka.TCP(c.opts.Brokers...), Timeout: 10 * time.Second, Transport: c.opts.Transport}
-	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.opts.RequestTopic}})
+	parts, err := offsetrange.Partitions(ctx, cl, c.opts.RequestTopic)
 	if err != nil {
-		return nil, fmt.Errorf("replay: metadata: %w", err)
+		return nil, fmt.Errorf("replay: %w", err)
 	}
-	var parts []int
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			return nil, fmt.Errorf("replay: topic %s: %w", t.Name, t.Error)
-		}
-		for _, p := range t.Partitions {
-			parts = append(parts, p.ID)
-		}
-	}
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("replay: topic %s has no partitions", c.opts.RequestTopic)
-	}
-	sort.Ints(parts)
 	var reqs []kafka.OffsetRequest
 	for _, p := range parts {
 		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))

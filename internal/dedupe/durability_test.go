@@ -1,56 +1,23 @@
 package dedupe_test
 
 import (
-	"context"
 	"errors"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wxterm/wxterm/internal/dedupe"
 	"github.com/wxterm/wxterm/internal/testenv"
 )
 
-// redisServer starts a private redis-server with args (settings the shared
-// test server must keep) on 127.0.0.1 and returns a client for it. It skips
-// the test when redis-server is not installed and no real Redis is
-// configured (it is whenever WXTERM_TEST_REDIS is set).
+// redisServer returns a client, closed when the test ends, on a private
+// redis-server started with args (see testenv.PrivateRedis).
 func redisServer(t *testing.T, args ...string) *redis.Client {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv(testenv.EnvRedis) != "" || os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server: %v", err)
-		}
-		t.Skipf("redis-server is not installed: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)...)
-	must(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), ContextTimeoutEnabled: true})
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.PrivateRedis(t, args...), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
-	for i := 0; ; i++ {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		err := rdb.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return rdb
-		}
-		if i == 100 {
-			t.Fatalf("redis-server on port %d: %v", port, err)
-		}
-		time.Sleep(50 * time.Millisecond) // waiting for the server to listen, not a timed assertion
-	}
+	return rdb
 }
 
 // Issue 12 item 5: nothing checked that Redis may not evict records.

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/wxterm/wxterm/internal/wxsim"
 )
@@ -58,4 +60,23 @@ func Readyz(ctx context.Context, hc *http.Client, httpAddr string) (int, string)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// WaitReady polls /readyz at httpAddr until it answers 200. It fails when ctx
+// ends first, or when exited (the running service's result; nil: none to
+// watch) delivers before.
+func WaitReady(ctx context.Context, hc *http.Client, httpAddr string, exited <-chan error) error {
+	for {
+		status, body := Readyz(ctx, hc, httpAddr)
+		if status == http.StatusOK {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("wait for /readyz: exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("wait for /readyz: last got %d %q; want 200: %w", status, body, ctx.Err())
+		case <-time.After(50 * time.Millisecond): // polling, not a timed assertion
+		}
+	}
 }

@@ -74,11 +74,6 @@ func sealedBody(t *testing.T, id, eventType string, plain []byte) []byte {
 // decrypted resource (RawMessage) with HTML escaping, so each '&', '<' or
 // '>' in, say, a termination remark becomes six bytes (\u0026).
 func TestAcceptedNotificationIsAValidEvent(t *testing.T) {
-	k := wxsimtest.Keys(t)
-	keys, err := PublicKey(k.PublicKeyID, &k.PlatformKey.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := notifier(t, nil)
 	tests := []struct {
 		name    string
@@ -90,17 +85,7 @@ func TestAcceptedNotificationIsAValidEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pub := &memPublisher{}
-			h, err := New(Options{
-				Merchants: []Merchant{{MchID: testMchID, APIv3Key: testAPIv3Key, Keys: keys}},
-				Publisher: pub, Metrics: NewMetrics(prometheus.NewRegistry()), Logger: slog.New(slog.DiscardHandler),
-				MaxBodyBytes: tt.maxBody,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(h)
-			defer srv.Close()
+			pub, srv := memEndpoint(t, tt.maxBody)
 			// WeChat Pay's own encoding: '&' as is, not \u0026.
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)
@@ -151,21 +136,7 @@ func TestBodyWithinLimitMakesAnEventWithinLimit(t *testing.T) {
 }
 
 func bodyWithinLimit(t *testing.T, char string, want int) {
-	k := wxsimtest.Keys(t)
-	keys, err := PublicKey(k.PublicKeyID, &k.PlatformKey.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := &memPublisher{}
-	h, err := New(Options{
-		Merchants: []Merchant{{MchID: testMchID, APIv3Key: testAPIv3Key, Keys: keys}},
-		Publisher: pub, Metrics: NewMetrics(prometheus.NewRegistry()), Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	pub, srv := memEndpoint(t, 0)
 	n := notifier(t, nil)
 	worst := func(size int) []byte {
 		bad := strings.Repeat(char, size/len(char))
@@ -202,22 +173,7 @@ func bodyWithinLimit(t *testing.T, char string, want int) {
 // limit sent with chunked transfer encoding (no Content-Length) is refused
 // 413 and nothing is published.
 func TestChunkedOversizedBodyRefused(t *testing.T) {
-	k := wxsimtest.Keys(t)
-	keys, err := PublicKey(k.PublicKeyID, &k.PlatformKey.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := &memPublisher{}
-	h, err := New(Options{
-		Merchants: []Merchant{{MchID: testMchID, APIv3Key: testAPIv3Key, Keys: keys}},
-		Publisher: pub, Metrics: NewMetrics(prometheus.NewRegistry()), Logger: slog.New(slog.DiscardHandler),
-		MaxBodyBytes: 1024,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	pub, srv := memEndpoint(t, 1024)
 	n := notifier(t, nil)
 	body, err := n.NotificationBody("EV-CHUNK", event.NotifyEntrustTerminate, contract(event.PapayDirect, "CHUNK1"))
 	if err != nil {
@@ -239,4 +195,27 @@ func TestChunkedOversizedBodyRefused(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || len(pub.msgs) != 0 {
 		t.Fatalf("got %d and %d published; want 413 and none", resp.StatusCode, len(pub.msgs))
 	}
+}
+
+// memEndpoint serves the handler for the test merchant with a body limit of
+// maxBody (0: the default), publishing to memory.
+func memEndpoint(t *testing.T, maxBody int64) (*memPublisher, *httptest.Server) {
+	t.Helper()
+	k := wxsimtest.Keys(t)
+	keys, err := PublicKey(k.PublicKeyID, &k.PlatformKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &memPublisher{}
+	h, err := New(Options{
+		Merchants: []Merchant{{MchID: testMchID, APIv3Key: testAPIv3Key, Keys: keys}},
+		Publisher: pub, Metrics: NewMetrics(prometheus.NewRegistry()), Logger: slog.New(slog.DiscardHandler),
+		MaxBodyBytes: maxBody,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return pub, srv
 }

@@ -34,10 +34,7 @@ type UserTermination struct {
 func (s *Server) TerminateByUser(key string, at time.Time) (Contract, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.byCode[key]
-	if !ok {
-		c, ok = s.byID[key]
-	}
+	c, ok := s.contract(key)
 	if !ok {
 		return Contract{}, false
 	}

@@ -173,6 +173,16 @@ func (s *Server) SeedMissing(key string) {
 	s.missing[key] = true
 }
 
+// contract finds the contract with that key: out_contract_code, or
+// contract_id for global_papay. The caller holds s.mu.
+func (s *Server) contract(key string) (*Contract, bool) {
+	if c, ok := s.byCode[key]; ok {
+		return c, true
+	}
+	c, ok := s.byID[key]
+	return c, ok
+}
+
 // TerminateAs terminates the contract with that key as by did at at (e.g.
 // its user, before our first call), without a terminate call: it counts in
 // neither TerminateCalls nor Terminations. It reports whether the contract
@@ -180,10 +190,7 @@ func (s *Server) SeedMissing(key string) {
 func (s *Server) TerminateAs(key string, by Terminator, at time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.byCode[key]
-	if !ok {
-		c, ok = s.byID[key]
-	}
+	c, ok := s.contract(key)
 	if !ok {
 		return false
 	}
@@ -200,10 +207,7 @@ func (s *Server) SetSigning(sg Signing) { s.signing.Store(int32(sg)) }
 func (s *Server) Contract(key string) (Contract, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.byCode[key]
-	if !ok {
-		c, ok = s.byID[key]
-	}
+	c, ok := s.contract(key)
 	if !ok {
 		return Contract{}, false
 	}
@@ -356,6 +360,13 @@ type Counts struct {
 
 // PeakConcurrent is the most calls the server has served at once.
 func (s *Server) PeakConcurrent() int { return int(s.peak.Load()) }
+
+// ServeCounts answers with Counts as JSON: the simulator's control endpoint
+// (GET /sim/counts) for tests that run it out of process.
+func (s *Server) ServeCounts(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.Counts())
+}
 
 // Counts returns a snapshot of the call counters.
 func (s *Server) Counts() Counts {
