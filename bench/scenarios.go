@@ -456,7 +456,9 @@ func signLoop(key *rsa.PrivateKey, duty float64, more func(i int) bool) (cpu, wa
 
 // ---------------------------------------------------------------- scenario c
 
-var replayLine = regexp.MustCompile(`^replayed (\d+)/(\d+) \(\d+%\): (\d+) already answered \((\d+) re-emitted\), (\d+) processed; ([0-9.]+)s$`)
+// replayLine is cmd/consumer's last progress line of a replay; since
+// re-emits count what nothing answers, that count sits beside the re-emitted.
+var replayLine = regexp.MustCompile(`^replayed (\d+)/(\d+) \(\d+%\): (\d+) already answered \((\d+) re-emitted(?:, \d+ not re-emitted[^)]*)?\), (\d+) processed; ([0-9.]+)s$`)
 
 func (b *bench) scenarioC(ctx context.Context) error {
 	cfg, e := b.cfg, b.e
