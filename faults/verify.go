@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/dedupe"
+	"github.com/wxterm/wxterm/internal/tracing"
 )
 
 // figures are what a scenario measured.
@@ -367,11 +368,5 @@ func (r *runCtx) verify(ctx context.Context) figures {
 	return f
 }
 
-func header(hs []kafka.Header, key string) string {
-	for _, h := range hs {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
+// header is the first value of header key in hs, or "".
+func header(hs []kafka.Header, key string) string { return tracing.Headers(hs).Get(key) }

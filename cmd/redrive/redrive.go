@@ -21,6 +21,7 @@ import (
 	"github.com/wxterm/wxterm/event"
 	"github.com/wxterm/wxterm/internal/consumer"
 	"github.com/wxterm/wxterm/internal/offsetrange"
+	"github.com/wxterm/wxterm/internal/tracing"
 )
 
 // hdrDLQPrefix starts every header the consumer adds to a dead letter
@@ -370,14 +371,8 @@ func bytesOrNil(b []byte) kafka.Bytes {
 	return kafka.NewBytes(b)
 }
 
-func header(hs []kafka.Header, key string) string {
-	for _, h := range hs {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
+// header is the first value of header key in hs, or "".
+func header(hs []kafka.Header, key string) string { return tracing.Headers(hs).Get(key) }
 
 // partitions lists a topic's partitions.
 func partitions(ctx context.Context, cl *kafka.Client, topic string) ([]int, error) {

@@ -279,14 +279,7 @@ func deadLetterKey(o output) []byte {
 }
 
 // headerValue is the first value of header key in hs, or "".
-func headerValue(hs []kafka.Header, key string) string {
-	for _, h := range hs {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
+func headerValue(hs []kafka.Header, key string) string { return tracing.Headers(hs).Get(key) }
 
 // resultHeadersKeepTrace rebuilds a result's headers for r, keeping the
 // trace context already injected into old.

@@ -14,9 +14,10 @@ import (
 // names are case-sensitive.
 type Headers []kafka.Header
 
-// Get returns the first value of key, or "".
-func (h *Headers) Get(key string) string {
-	for _, x := range *h {
+// Get returns the first value of key, or "": the one lookup of a Kafka
+// header by name, for the trace context and every other header alike.
+func (h Headers) Get(key string) string {
+	for _, x := range h {
 		if x.Key == key {
 			return string(x.Value)
 		}
